@@ -1,0 +1,7 @@
+"""``python -m wgangp`` is the ``wgangp`` command."""
+
+import sys
+
+from wgangp.cli import main
+
+sys.exit(main())

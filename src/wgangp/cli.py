@@ -1,0 +1,232 @@
+"""The ``wgangp`` command: ``train``, ``eval``, ``sample`` and ``presets``.
+
+Every mistake a user can make ends in one line on stderr and exit code 2 (3 for a run that went
+non-finite, 130 for an interrupt), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from wgangp.config import LOSS_RECIPES, PRESETS, TrainConfig, describe_fields, resolve_config
+from wgangp.errors import UserError
+
+__all__ = ["main"]
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad option in one line (not the whole usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer (>= 1); got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0; got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0; got {value}")
+    return value
+
+
+def _config_help() -> str:
+    lines = ["Config keys (set with --set key=value or in a TOML file):"]
+    for name, kind, default, text in describe_fields():
+        lines.append(f"  {name:<18} {kind:<5} default {default!s:<12} {text}")
+    return "\n".join(lines)
+
+
+def _presets_help() -> str:
+    return "\n".join(f"  {name:<10} {text}" for name, (text, _) in PRESETS.items())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="wgangp", description="Wasserstein GANs with gradient penalty: train, evaluate, sample."
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    train = commands.add_parser(
+        "train",
+        help="train a GAN (default: WGAN-GP on 8 gaussians, preset 'fast')",
+        description="Train a WGAN-GP (or a baseline) per Algorithm 1 of Gulrajani et al. 2017.",
+        epilog="Presets:\n" + _presets_help() + "\n\nAll keys: wgangp train --help-config",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    train.add_argument(
+        "--preset", default="fast", choices=list(PRESETS), help="recipe to start from (default: fast)"
+    )
+    train.add_argument("--dataset", choices=["8gaussians", "25gaussians", "swissroll"], help="training data")
+    train.add_argument(
+        "--loss", choices=list(LOSS_RECIPES), help="objective; baselines bring their own optimizer recipe"
+    )
+    train.add_argument("--steps", type=_positive_int, help="generator iterations")
+    train.add_argument("--seed", type=_non_negative_int, help="seed for data, noise and weights")
+    train.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    train.add_argument(
+        "--config", metavar="FILE", help="TOML file of config keys (top level or a [train] table)"
+    )
+    train.add_argument(
+        "--set", dest="sets", metavar="KEY=VALUE", action="append", default=[], help="override one key"
+    )
+    train.add_argument("--out", metavar="DIR", help="run directory (default: runs/<dataset>-<loss>-<time>)")
+    train.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard events")
+    train.add_argument(
+        "--help-config", action="store_true", help="list every config key with its default and range"
+    )
+
+    evaluate = commands.add_parser(
+        "eval", help="metrics of a run's saved generator (toy: W1, modes, quality)"
+    )
+    evaluate.add_argument("run_dir", metavar="RUN_DIR")
+    evaluate.add_argument(
+        "--samples", type=_positive_int, help="generated and real samples (default: the run's)"
+    )
+    evaluate.add_argument("--seed", type=_non_negative_int, default=0, help="seed for the eval samples")
+    evaluate.add_argument("--device", help="auto | cpu | cuda")
+
+    sample = commands.add_parser("sample", help="draw samples from a run's generator to .npy or .png")
+    sample.add_argument("run_dir", metavar="RUN_DIR")
+    sample.add_argument("-n", type=_positive_int, default=1000, help="number of samples (default: 1000)")
+    sample.add_argument("--out", required=True, metavar="FILE", help="output file, .npy or .png")
+    sample.add_argument("--seed", type=_non_negative_int, default=0, help="seed for the latents")
+    sample.add_argument("--device", help="auto | cpu | cuda")
+
+    commands.add_parser("presets", help="list the presets")
+    return parser
+
+
+def _version() -> str:
+    from wgangp import __version__
+
+    return f"wgangp {__version__}"
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from wgangp.run import default_run_dir, train
+
+    if args.help_config:
+        print(_config_help())
+        return 0
+    overrides = {
+        key: value
+        for key, value in (
+            ("dataset", args.dataset),
+            ("steps", args.steps),
+            ("seed", args.seed),
+            ("device", args.device),
+        )
+        if value is not None
+    }
+    config = resolve_config(
+        args.preset, loss=args.loss, config_file=args.config, sets=args.sets, overrides=overrides
+    )
+    run_dir = Path(args.out) if args.out else default_run_dir(config)
+    result = train(
+        config,
+        run_dir,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+        tensorboard=not args.no_tensorboard,
+    )
+    _print_summary(config, result.metrics, result.seconds, result.run_dir, [str(p) for p in result.plots])
+    return 0
+
+
+def _print_summary(
+    config: TrainConfig, metrics: dict[str, float], seconds: float, run_dir: Path, plots: list[str]
+) -> None:
+    print(f"\n{config.loss} on {config.dataset}: {config.steps} generator iterations in {seconds:.1f} s")
+    for key, value in metrics.items():
+        print(f"  {key:<22} {value:.4g}" if isinstance(value, float) else f"  {key:<22} {value}")
+    print(f"run directory: {run_dir}")
+    print(f"plots:         {', '.join(plots)}")
+    print(f"metrics:       {run_dir / 'metrics.jsonl'} (TensorBoard: tensorboard --logdir {run_dir})")
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from wgangp.metrics.toy import toy_metrics
+    from wgangp.run import load_run
+
+    trainer = load_run(args.run_dir, device=args.device)
+    n = args.samples or trainer.config.eval_samples
+    from wgangp.data.toy import ToySampler
+
+    real = ToySampler(trainer.config.dataset, n, seed=10_000 + args.seed).sample(n)
+    fake = trainer.sample(n, seed=args.seed).cpu()
+    metrics = {"step": trainer.step, "samples": n, **toy_metrics(trainer.config.dataset, fake, real)}
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from wgangp.run import load_run
+
+    out = Path(args.out)
+    if out.suffix not in (".npy", ".png"):
+        raise UserError(f"--out must end in .npy or .png; got {out.name}")
+    if out.exists() and out.is_dir():
+        raise UserError(f"--out {out} is a directory")
+    trainer = load_run(args.run_dir, device=args.device)
+    samples = trainer.sample(args.n, seed=args.seed).cpu()
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.suffix == ".npy":
+            np.save(out, samples.numpy())
+        else:
+            from wgangp.plots import plot_toy
+
+            plot_toy(out, None, samples, trainer.critic, title=f"{args.n} samples, step {trainer.step}")
+    except OSError as err:
+        raise UserError(f"cannot write {out}: {err.strerror or err}") from None
+    print(f"wrote {args.n} samples to {out}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        if args.command == "presets":
+            print(_presets_help())
+            return 0
+        handler = {"train": _cmd_train, "eval": _cmd_eval, "sample": _cmd_sample}[args.command]
+        return handler(args)
+    except UserError as err:
+        print(f"wgangp {args.command}: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print(f"wgangp {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,309 @@
+"""The training configuration: one frozen dataclass, the presets, and how overrides are layered.
+
+Every default has one home, a field below whose metadata gives its meaning, its allowed values and the
+paper's value. The CLI's flags, ``--set key=value``, TOML config files and saved run configs all derive
+from it. Layers, last wins: dataclass defaults → preset → the ``--loss`` recipe → config file → ``--set``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from wgangp.errors import UserError
+from wgangp.losses import LossName
+from wgangp.penalty import PenaltyKind, PenaltyPoints
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = [
+    "LOSS_RECIPES",
+    "PRESETS",
+    "TrainConfig",
+    "config_from_dict",
+    "describe_fields",
+    "load_config_file",
+    "parse_set",
+    "resolve_config",
+]
+
+
+def _f(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple[Any, ...] = (),
+    low: float | None = None,
+    low_open: bool = False,
+    high: float | None = None,
+) -> Any:
+    """A dataclass field whose metadata carries its help text and allowed range."""
+    meta = {"help": help, "choices": choices, "low": low, "low_open": low_open, "high": high}
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run. Defaults are the official toy recipe (gan_toy.py)."""
+
+    # Data and models.
+    dataset: str = _f("8gaussians", "training data", choices=("8gaussians", "25gaussians", "swissroll"))
+    latent_dim: int = _f(2, "generator input size, z ~ N(0, I) (toy: 2)", low=1)
+    width: int = _f(512, "hidden units per MLP layer (paper: 512)", low=1)
+    depth: int = _f(3, "hidden layers per MLP (paper: 3)", low=1)
+    critic_norm: Literal["none", "layer"] = _f(
+        "none", "normalisation in the critic, never BatchNorm (paper: none)", choices=("none", "layer")
+    )
+
+    # Objective.
+    loss: LossName = _f(
+        "wgan-gp",
+        "wgan-gp | wgan-clip (weight clipping) | gan (standard JS GAN)",
+        choices=("wgan-gp", "wgan-clip", "gan"),
+    )
+    penalty_weight: float = _f(0.1, "λ, the penalty weight (official toy code: 0.1; paper: 10)", low=0.0)
+    penalty_kind: PenaltyKind = _f(
+        "two-sided",
+        "two-sided (WGAN-GP) | one-sided (WGAN-LP) | zero-centered (R1/R2)",
+        choices=("two-sided", "one-sided", "zero-centered"),
+    )
+    penalty_target: float = _f(1.0, "the gradient norm the penalty pulls towards (paper: 1)", low=0.0)
+    penalty_at: PenaltyPoints = _f(
+        "interpolates",
+        "where the penalty is taken (paper: interpolates)",
+        choices=("interpolates", "real", "fake", "dragan"),
+    )
+    penalty_fraction: float = _f(
+        1.0, "fraction of the batch the penalty is computed on (paper: 1)", low=0.0, low_open=True, high=1.0
+    )
+    clip_value: float = _f(
+        0.01, "weight clipping bound c for wgan-clip (WGAN paper: 0.01)", low=0.0, low_open=True
+    )
+
+    # Optimisation (Algorithm 1).
+    optimizer: Literal["adam", "rmsprop"] = _f(
+        "adam", "adam (WGAN-GP) | rmsprop (WGAN with clipping)", choices=("adam", "rmsprop")
+    )
+    lr_critic: float = _f(1e-4, "critic learning rate α (paper: 1e-4)", low=0.0, low_open=True)
+    lr_generator: float = _f(1e-4, "generator learning rate (paper: 1e-4)", low=0.0, low_open=True)
+    beta1: float = _f(0.5, "Adam β1 (paper: 0.5 toy/DCGAN, 0 ResNet)", low=0.0, high=1.0)
+    beta2: float = _f(0.9, "Adam β2 (paper: 0.9)", low=0.0, high=1.0)
+    n_critic: int = _f(5, "critic updates per generator update (paper: 5)", low=1)
+    batch_size: int = _f(256, "samples per batch m (toy: 256)", low=1)
+    steps: int = _f(100_000, "generator iterations (official toy code: 100000)", low=1)
+    lr_decay: Literal["none", "linear"] = _f(
+        "none",
+        "learning-rate schedule over the steps (paper ResNet: linear to 0)",
+        choices=("none", "linear"),
+    )
+    ema_decay: float = _f(
+        0.0,
+        "EMA of the generator's weights for samples and eval; 0 = off (paper: off)",
+        low=0.0,
+        high=0.99999,
+    )
+
+    # Run.
+    seed: int = _f(0, "seed for data, noise and weights (deterministic on CPU)", low=0)
+    device: str = _f("auto", "auto | cpu | cuda | cuda:N", choices=())
+    log_every: int = _f(50, "generator iterations between log lines", low=1)
+    eval_every: int = _f(500, "generator iterations between metric evaluations", low=1)
+    plot_every: int = _f(500, "generator iterations between plots", low=1)
+    checkpoint_every: int = _f(1000, "generator iterations between checkpoints", low=1)
+    eval_samples: int = _f(2000, "samples for W1 and mode metrics (n generated vs n real)", low=2)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            _check_value(f, getattr(self, f.name))
+        if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
+            raise UserError(f"device must be auto, cpu, cuda or cuda:N; got {self.device!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return config_from_dict(self.to_dict() | changes)
+
+
+def _check_value(f: dataclasses.Field[Any], value: Any) -> None:
+    """Type and range check of one field; the error names the key and the allowed values."""
+    kind = type(f.default)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise UserError(f"{f.name} must be a {kind.__name__}; got {value!r}")
+    meta = f.metadata
+    if meta["choices"] and value not in meta["choices"]:
+        raise UserError(f"{f.name} must be one of {', '.join(map(str, meta['choices']))}; got {value!r}")
+    if kind in (int, float):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UserError(f"{f.name} must be finite; got {value}")
+        low, high = meta["low"], meta["high"]
+        too_low = low is not None and (value <= low if meta["low_open"] else value < low)
+        too_high = high is not None and value > high
+        if too_low or too_high:
+            raise UserError(f"{f.name} must be in {_range_text(meta)}; got {value}")
+
+
+def _range_text(meta: Mapping[str, Any]) -> str:
+    left = "(" if meta["low_open"] else "["
+    low = "-inf" if meta["low"] is None else f"{meta['low']:g}"
+    high = "inf)" if meta["high"] is None else f"{meta['high']:g}]"
+    return f"{left}{low}, {high}"
+
+
+def describe_fields() -> list[tuple[str, str, Any, str]]:
+    """(name, type, default, help with the allowed range) for every field, for ``--help`` and the README."""
+    rows = []
+    for f in fields(TrainConfig):
+        meta = f.metadata
+        allowed = ", ".join(map(str, meta["choices"])) if meta["choices"] else ""
+        if not allowed and (meta["low"] is not None or meta["high"] is not None):
+            allowed = _range_text(meta)
+        text = meta["help"] + (f" [{allowed}]" if allowed else "")
+        rows.append((f.name, type(f.default).__name__, f.default, text))
+    return rows
+
+
+# Presets: the paper's and official code's recipes, and our tuned one. Each says what it follows.
+PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
+    "toy": (
+        "official gan_toy.py: MLP 512×3, batch 256, Adam 1e-4 (0.5, 0.9), n_critic 5, λ=0.1, 100k iterations",
+        {},
+    ),
+    "toy-paper": (
+        "the paper's λ=10 on the toy recipe (learns 8 gaussians far more slowly on CPU; see README)",
+        {"penalty_weight": 10.0},
+    ),
+    "fast": (
+        "tuned for time-to-quality on CPU: a smaller MLP, higher learning rates, same WGAN-GP math",
+        {
+            "width": 128,
+            "depth": 3,
+            "lr_critic": 1e-3,
+            "lr_generator": 1e-3,
+            "beta1": 0.5,
+            "beta2": 0.9,
+            "penalty_weight": 0.1,
+            "batch_size": 256,
+            "steps": 1500,
+            "eval_every": 250,
+            "plot_every": 250,
+        },
+    ),
+}
+
+# The baselines' own recipes, applied when ``--loss`` picks them (before config files and --set).
+LOSS_RECIPES: dict[str, dict[str, Any]] = {
+    "wgan-gp": {"loss": "wgan-gp"},
+    # WGAN (Arjovsky et al. 2017, Algorithm 1): RMSProp 5e-5, clip ±0.01, n_critic 5.
+    "wgan-clip": {
+        "loss": "wgan-clip",
+        "optimizer": "rmsprop",
+        "lr_critic": 5e-5,
+        "lr_generator": 5e-5,
+        "n_critic": 5,
+        "clip_value": 0.01,
+    },
+    # Standard GAN (DCGAN recipe): Adam 2e-4 (0.5, 0.999), one D step per G step, non-saturating G loss.
+    "gan": {
+        "loss": "gan",
+        "optimizer": "adam",
+        "lr_critic": 2e-4,
+        "lr_generator": 2e-4,
+        "beta1": 0.5,
+        "beta2": 0.999,
+        "n_critic": 1,
+    },
+}
+
+_FIELD_TYPES: dict[str, type] = {f.name: type(f.default) for f in fields(TrainConfig)}
+
+
+def config_from_dict(values: Mapping[str, Any]) -> TrainConfig:
+    """A checked config from a mapping; unknown keys are an error naming them."""
+    unknown = sorted(set(values) - set(_FIELD_TYPES))
+    if unknown:
+        raise UserError(f"unknown config key(s): {', '.join(unknown)} (see `wgangp train --help-config`)")
+    coerced: dict[str, Any] = {
+        k: float(v) if _FIELD_TYPES[k] is float and isinstance(v, int) and not isinstance(v, bool) else v
+        for k, v in values.items()
+    }
+    return TrainConfig(**coerced)
+
+
+def parse_set(item: str) -> tuple[str, Any]:
+    """``key=value`` from ``--set``, the value parsed to the field's type."""
+    key, sep, text = item.partition("=")
+    key = key.strip().replace("-", "_")
+    if not sep or not key:
+        raise UserError(f"--set takes key=value; got {item!r}")
+    if key not in _FIELD_TYPES:
+        raise UserError(f"unknown config key: {key} (see `wgangp train --help-config`)")
+    kind = _FIELD_TYPES[key]
+    text = text.strip()
+    try:
+        value: Any = kind(text) if kind is not int else int(float(text)) if _is_integral(text) else int(text)
+    except ValueError:
+        raise UserError(f"{key} must be a {kind.__name__}; got {text!r}") from None
+    return key, value
+
+
+def _is_integral(text: str) -> bool:
+    """Accept 1e5 or 2000.0 for integer fields, but not 2.5."""
+    try:
+        value = float(text)
+    except ValueError:
+        return False
+    return math.isfinite(value) and value == int(value)
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Keys from a TOML file (top level, or a ``[train]`` table) or a saved ``config.json``."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}")
+    try:
+        data = json.loads(path.read_text()) if path.suffix == ".json" else tomllib.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise UserError(f"cannot parse config file {path}: {err}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path} must hold a table of keys")
+    data = data.get("train", data)
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path}: [train] must be a table")
+    return data
+
+
+def resolve_config(
+    preset: str = "fast",
+    *,
+    loss: str | None = None,
+    config_file: str | Path | None = None,
+    sets: list[str] | tuple[str, ...] = (),
+    overrides: Mapping[str, Any] | None = None,
+) -> TrainConfig:
+    """Layer defaults → preset → loss recipe → config file → ``overrides`` → ``--set`` into one config."""
+    if preset not in PRESETS:
+        raise UserError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+    values: dict[str, Any] = TrainConfig().to_dict() | PRESETS[preset][1]
+    if loss is not None:
+        if loss not in LOSS_RECIPES:
+            raise UserError(f"--loss must be one of {', '.join(LOSS_RECIPES)}; got {loss!r}")
+        values |= LOSS_RECIPES[loss]
+    if config_file is not None:
+        values |= load_config_file(config_file)
+    values |= dict(overrides or {})
+    for item in sets:
+        key, value = parse_set(item)
+        values[key] = value
+    return config_from_dict(values)

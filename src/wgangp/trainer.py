@@ -1,0 +1,209 @@
+"""Algorithm 1 of WGAN-GP (and the baselines) as step functions over a generator, a critic and a sampler.
+
+The step functions return their stats as detached tensors (no host sync); the run loop in ``run.py``
+decides when to read them. Nothing here logs, plots or writes files.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from wgangp.config import TrainConfig
+from wgangp.data.toy import ToySampler
+from wgangp.errors import UserError
+from wgangp.losses import clip_weights_, critic_loss, generator_loss
+from wgangp.models.mlp import MLPCritic, MLPGenerator
+from wgangp.penalty import check_critic, gradient_norms, gradient_penalty
+
+__all__ = ["CHECKPOINT_FORMAT", "Trainer", "build_models", "resolve_device"]
+
+CHECKPOINT_FORMAT = 1
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` is the first CUDA device when there is one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device {name!r} asked for, but CUDA is not available here (use --device cpu)")
+    return device
+
+
+def build_models(config: TrainConfig) -> tuple[nn.Module, nn.Module]:
+    """The generator and critic for ``config``, initialised from ``config.seed`` alone."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        generator = MLPGenerator(config.latent_dim, 2, width=config.width, depth=config.depth)
+        critic = MLPCritic(2, width=config.width, depth=config.depth, norm=config.critic_norm)
+    return generator, critic
+
+
+def _ema_copy(module: nn.Module) -> nn.Module:
+    ema = copy.deepcopy(module).requires_grad_(False)
+    return ema
+
+
+@torch.no_grad()
+def _ema_update_(ema: nn.Module, module: nn.Module, decay: float) -> None:
+    """``θ_ema ← decay·θ_ema + (1 − decay)·θ``; buffers (BatchNorm statistics) are copied."""
+    torch._foreach_lerp_(list(ema.parameters()), list(module.parameters()), 1.0 - decay)
+    for ema_buffer, buffer in zip(ema.buffers(), module.buffers(), strict=True):
+        ema_buffer.copy_(buffer)
+
+
+def _optimizer(config: TrainConfig, params: Any, lr: float) -> torch.optim.Optimizer:
+    if config.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr)
+    return torch.optim.Adam(params, lr=lr, betas=(config.beta1, config.beta2))
+
+
+class Trainer:
+    """Holds the models, optimizers and random streams of one run and performs Algorithm 1's updates.
+
+    Random streams are explicit: ``noise`` (z and the penalty's ε) and the data sampler each have their own
+    seeded generator, so a run is a function of ``config.seed`` and, on CPU, bit-reproducible.
+    """
+
+    def __init__(self, config: TrainConfig, *, device: torch.device | None = None) -> None:
+        self.config = config
+        self.device = device if device is not None else resolve_device(config.device)
+        self.generator, self.critic = (m.to(self.device) for m in build_models(config))
+        check_critic(self.critic)  # once here, so the hot path can skip the walk over modules
+        self.generator_opt = _optimizer(config, self.generator.parameters(), config.lr_generator)
+        self.critic_opt = _optimizer(config, self.critic.parameters(), config.lr_critic)
+        self.generator_ema = _ema_copy(self.generator) if config.ema_decay > 0 else None
+        # Linear decay to 0 over the run, stepped once per generator iteration (the paper's ResNet recipe).
+        self.schedulers = [
+            torch.optim.lr_scheduler.LambdaLR(opt, lambda it: max(0.0, 1.0 - it / config.steps))
+            for opt in (self.generator_opt, self.critic_opt)
+            if config.lr_decay == "linear"
+        ]
+        self.noise = torch.Generator(device=self.device).manual_seed(config.seed + 1)
+        self.data = ToySampler(config.dataset, config.batch_size, seed=config.seed + 2, device=self.device)
+        self.step = 0  # completed generator iterations
+
+    def latents(self, n: int) -> Tensor:
+        return torch.randn(n, self.config.latent_dim, generator=self.noise, device=self.device)
+
+    def critic_step(self) -> dict[str, Tensor]:
+        """One critic update on a fresh real batch and fresh z (Algorithm 1, lines 3–10)."""
+        cfg = self.config
+        real = self.data()  # [B, 2]
+        with torch.no_grad():
+            fake = self.generator(self.latents(real.shape[0]))  # [B, 2]
+        # One forward for both halves: the same math (no BatchNorm, checked) with half the launches.
+        scores = self.critic(torch.cat([real, fake]))  # [2B]
+        real_scores, fake_scores = scores.split(real.shape[0])
+        loss = critic_loss(cfg.loss, real_scores, fake_scores)
+        stats = {
+            "critic_loss": loss.detach(),
+            "wasserstein": (real_scores.mean() - fake_scores.mean()).detach().float(),
+        }
+        if cfg.loss == "wgan-gp":
+            penalty, norms = gradient_penalty(
+                self.critic,
+                real,
+                fake,
+                kind=cfg.penalty_kind,
+                target=cfg.penalty_target,
+                at=cfg.penalty_at,
+                generator=self.noise,
+                fraction=cfg.penalty_fraction,
+                allow_batchnorm=True,  # checked once in __init__
+                return_norms=True,
+            )
+            loss = loss + cfg.penalty_weight * penalty
+            stats["penalty"] = penalty.detach()
+            stats["grad_norm"] = norms.mean()
+        self.critic_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.critic_opt.step()
+        if cfg.loss == "wgan-clip":
+            clip_weights_(self.critic, cfg.clip_value)
+        return stats
+
+    def generator_step(self) -> dict[str, Tensor]:
+        """One generator update with the critic frozen (Algorithm 1, lines 11–12)."""
+        self.critic.requires_grad_(False)
+        fake = self.generator(self.latents(self.config.batch_size))
+        loss = generator_loss(self.config.loss, self.critic(fake))
+        self.generator_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.generator_opt.step()
+        self.critic.requires_grad_(True)
+        return {"generator_loss": loss.detach()}
+
+    def train_iteration(self) -> dict[str, Tensor]:
+        """n_critic critic updates, then one generator update; critic stats are averaged over the n_critic."""
+        totals: dict[str, Tensor] = {}
+        for _ in range(self.config.n_critic):
+            for key, value in self.critic_step().items():
+                totals[key] = totals[key] + value if key in totals else value
+        stats = {key: value / self.config.n_critic for key, value in totals.items()}
+        stats.update(self.generator_step())
+        if self.generator_ema is not None:
+            _ema_update_(self.generator_ema, self.generator, self.config.ema_decay)
+        for scheduler in self.schedulers:
+            scheduler.step()
+        self.step += 1
+        return stats
+
+    def probe_grad_norm(self, real: Tensor) -> Tensor:
+        """Mean ‖∇D(x̂)‖ at interpolates between ``real`` and fresh fakes, for any loss (logging only).
+
+        Uses its own random stream, so probing never changes the training trajectory.
+        """
+        probe = torch.Generator(device=self.device).manual_seed(self.config.seed + 10_000 + self.step)
+        n = real.shape[0]
+        with torch.no_grad():
+            z = torch.randn(n, self.config.latent_dim, generator=probe, device=self.device)
+            fake = self.generator(z)
+        eps = torch.rand((n,) + (1,) * (real.ndim - 1), generator=probe, device=self.device)
+        points = torch.lerp(fake, real.to(self.device), eps).requires_grad_(True)
+        (grads,) = torch.autograd.grad(self.critic(points).sum(), points)
+        return gradient_norms(grads).mean()
+
+    @torch.no_grad()
+    def sample(self, n: int, *, seed: int) -> Tensor:
+        """``n`` generated samples from latents seeded by ``seed`` (independent of the training stream)."""
+        probe = torch.Generator(device=self.device).manual_seed(seed)
+        z = torch.randn(n, self.config.latent_dim, generator=probe, device=self.device)
+        generator = self.generator_ema if self.generator_ema is not None else self.generator
+        was_training = generator.training
+        generator.eval()
+        out = generator(z)
+        generator.train(was_training)
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: weights, optimizers, step, config and every RNG state."""
+        return {
+            "format_version": CHECKPOINT_FORMAT,
+            "step": self.step,
+            "config": self.config.to_dict(),
+            "generator": self.generator.state_dict(),
+            "critic": self.critic.state_dict(),
+            "generator_opt": self.generator_opt.state_dict(),
+            "critic_opt": self.critic_opt.state_dict(),
+            "generator_ema": None if self.generator_ema is None else self.generator_ema.state_dict(),
+            "schedulers": [s.state_dict() for s in self.schedulers],
+            "rng": {"noise": self.noise.get_state(), "data": self.data.state_dict()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.load_state_dict(state["generator"])
+        self.critic.load_state_dict(state["critic"])
+        self.generator_opt.load_state_dict(state["generator_opt"])
+        self.critic_opt.load_state_dict(state["critic_opt"])
+        if self.generator_ema is not None:
+            self.generator_ema.load_state_dict(state["generator_ema"])
+        for scheduler, saved in zip(self.schedulers, state["schedulers"], strict=True):
+            scheduler.load_state_dict(saved)
+        self.noise.set_state(state["rng"]["noise"])
+        self.data.load_state_dict(state["rng"]["data"])
+        self.step = int(state["step"])

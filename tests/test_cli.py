@@ -1,0 +1,149 @@
+"""The CLI end to end on tiny runs: train, eval, sample, presets, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from wgangp.cli import main
+
+TINY = [
+    "--set",
+    "width=16",
+    "--set",
+    "depth=2",
+    "--set",
+    "batch_size=32",
+    "--set",
+    "eval_samples=64",
+    "--set",
+    "log_every=2",
+    "--set",
+    "eval_every=3",
+    "--set",
+    "plot_every=3",
+    "--set",
+    "checkpoint_every=3",
+    "--no-progress",
+    "--no-tensorboard",
+]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    assert main(["train", "--steps", "4", "--out", str(out), *TINY]) == 0
+    return out
+
+
+def test_train_writes_a_complete_run(run_dir, capsys):
+    for name in (
+        "config.json",
+        "metrics.jsonl",
+        "checkpoint.pt",
+        "summary.json",
+        "plots/final.png",
+        "plots/curves.png",
+        "plots/step_0000003.png",
+    ):
+        assert (run_dir / name).is_file(), name
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    train_rows = [r for r in rows if "wasserstein" in r]
+    assert [r["step"] for r in train_rows] == [2, 4]
+    assert all(np.isfinite(r["grad_norm"]) and r["grad_norm"] > 0 for r in train_rows)
+    assert {"w1", "modes_covered", "high_quality_fraction"} <= set(rows[-1])
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["steps"] == 4 and config["width"] == 16
+
+
+def test_eval_prints_toy_metrics(run_dir, capsys):
+    assert main(["eval", str(run_dir), "--samples", "100"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["step"] == 4 and metrics["samples"] == 100
+    assert metrics["w1"] > 0 and 0 <= metrics["modes_covered"] <= 8
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".png"])
+def test_sample_writes_files(run_dir, tmp_path, suffix):
+    out = tmp_path / f"s{suffix}"
+    assert main(["sample", str(run_dir), "-n", "50", "--out", str(out)]) == 0
+    if suffix == ".npy":
+        assert np.load(out).shape == (50, 2)
+    else:
+        assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sample_is_seeded(run_dir, tmp_path):
+    paths = [tmp_path / f"{i}.npy" for i in range(3)]
+    for path, seed in zip(paths, (1, 1, 2), strict=True):
+        main(["sample", str(run_dir), "-n", "20", "--out", str(path), "--seed", str(seed)])
+    a, b, c = (np.load(p) for p in paths)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_existing_run_is_refused_without_overwrite(run_dir, capsys):
+    before = (run_dir / "checkpoint.pt").read_bytes()
+    assert main(["train", "--steps", "2", "--out", str(run_dir), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert "already holds a run" in err and err.count("\n") == 1
+    assert (run_dir / "checkpoint.pt").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--steps", "0"], "--steps: must be a positive integer"),
+        (["train", "--steps", "ten"], "--steps: must be a positive integer"),
+        (["train", "--loss", "hinge"], "argument --loss: invalid choice"),
+        (["train", "--dataset", "mnist"], "argument --dataset: invalid choice"),
+        (["train", "--preset", "nope"], "argument --preset: invalid choice"),
+        (["train", "--set", "nope=1"], "unknown config key: nope"),
+        (["train", "--set", "penalty_weight=-1"], "penalty_weight must be in [0, inf)"),
+        (["train", "--config", "/nonexistent.toml"], "config file not found"),
+        (["eval", "/nonexistent-run"], "run directory not found"),
+        (["sample", "/nonexistent-run", "--out", "x.npy"], "run directory not found"),
+        (["sample", ".", "--out", "x.txt"], "--out must end in .npy or .png"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        code = main(argv)
+        raise SystemExit(code)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1, err
+
+
+def test_output_path_that_is_a_file(tmp_path, capsys):
+    out = tmp_path / "file"
+    out.write_text("keep me")
+    assert main(["train", "--steps", "1", "--out", str(out), *TINY]) == 2
+    assert "not a directory" in capsys.readouterr().err
+    assert out.read_text() == "keep me"
+
+
+def test_eval_on_a_directory_without_checkpoint(tmp_path, capsys):
+    assert main(["eval", str(tmp_path)]) == 2
+    assert "has no checkpoint.pt" in capsys.readouterr().err
+
+
+def test_presets_and_help_config(capsys):
+    assert main(["presets"]) == 0
+    assert "toy-paper" in capsys.readouterr().out
+    assert main(["train", "--help-config"]) == 0
+    out = capsys.readouterr().out
+    assert "penalty_weight" in out and "[0, inf)" in out
+
+
+def test_module_entry_point_help():
+    result = subprocess.run(
+        [sys.executable, "-m", "wgangp", "train", "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0
+    assert "--preset" in result.stdout and "fast" in result.stdout
