@@ -46,8 +46,14 @@ def gan_generator_loss(fake_logits: Tensor) -> Tensor:
     return F.softplus(-fake_logits.float()).mean()
 
 
+def _check_loss(loss: str) -> None:
+    if loss not in LOSS_NAMES:
+        raise ValueError(f"loss must be one of {', '.join(LOSS_NAMES)}; got {loss!r}")
+
+
 def critic_loss(loss: LossName, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
     """The critic's loss for ``loss`` (without any penalty term)."""
+    _check_loss(loss)
     if loss == "gan":
         return gan_critic_loss(real_scores, fake_scores)
     return wasserstein_critic_loss(real_scores, fake_scores)
@@ -55,6 +61,7 @@ def critic_loss(loss: LossName, real_scores: Tensor, fake_scores: Tensor) -> Ten
 
 def generator_loss(loss: LossName, fake_scores: Tensor) -> Tensor:
     """The generator's loss for ``loss``."""
+    _check_loss(loss)
     if loss == "gan":
         return gan_generator_loss(fake_scores)
     return wasserstein_generator_loss(fake_scores)

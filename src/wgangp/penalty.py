@@ -106,13 +106,18 @@ def check_critic(critic: Callable[..., Tensor]) -> None:
 
 
 def gradient_norms(grads: Tensor) -> Tensor:
-    """Per-sample L2 norm over all non-batch dims, reduced in fp32: ``[N, ...] -> [N]``.
+    """Per-sample L2 norm over all non-batch dims, reduced in at least fp32: ``[N, ...] -> [N]``.
 
     ``vector_norm`` has a backward of 0 at a zero gradient where ``sqrt(sum(g²))`` gives NaN, and reducing
     over dims (rather than ``.view(N, -1)``) works for channels_last tensors without a copy.
     """
     dims = tuple(range(1, grads.ndim))
-    return torch.linalg.vector_norm(grads, ord=2, dim=dims, dtype=torch.float32)
+    return torch.linalg.vector_norm(grads, ord=2, dim=dims, dtype=_reduction_dtype(grads))
+
+
+def _reduction_dtype(x: Tensor) -> torch.dtype:
+    """fp32 for half-precision gradients, their own dtype for fp32/fp64."""
+    return torch.promote_types(x.dtype, torch.float32)
 
 
 def penalty_from_gradients(
@@ -123,12 +128,12 @@ def penalty_from_gradients(
 ) -> tuple[Tensor, Tensor]:
     """The per-sample penalty terms and norms from gradients ``g = ∇_x D(x)`` of shape ``[N, ...]``.
 
-    Returns ``(terms [N], norms [N])`` in fp32; ``terms.mean()`` is the penalty. Useful where the gradients
+    Returns ``(terms [N], norms [N])`` in at least fp32; ``terms.mean()`` is the penalty. Useful where the gradients
     come from elsewhere, e.g. unscaled from an fp16 ``GradScaler`` path.
     """
     if kind == "zero-centered":
         dims = tuple(range(1, grads.ndim))
-        squared = grads.float().square().sum(dim=dims)  # ‖g‖², smooth everywhere, no sqrt
+        squared = grads.to(_reduction_dtype(grads)).square().sum(dim=dims)  # ‖g‖², smooth everywhere, no sqrt
         return squared, squared.detach().sqrt()
     norms = gradient_norms(grads)
     if kind == "two-sided":
@@ -269,7 +274,7 @@ def gradient_penalty(
     points.requires_grad_(True)
 
     scores = critic(points, *critic_inputs)
-    if scores.shape[0] != k or scores.numel() != k:
+    if scores.ndim == 0 or scores.shape[0] != k or scores.numel() != k:
         raise ValueError(f"critic must return one score per sample, [N] or [N, 1]; got {tuple(scores.shape)}")
     # Summing is the same as grad_outputs=ones: each score depends on its own sample only.
     (grads,) = torch.autograd.grad(scores.sum(), points, create_graph=create_graph)
