@@ -185,19 +185,17 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         {"penalty_weight": 10.0},
     ),
     "fast": (
-        "tuned for time-to-quality on CPU: a smaller MLP, higher learning rates, same WGAN-GP math",
+        "ours, tuned for time-to-quality on CPU: MLP 128×3, Adam 2e-3 (0.5, 0.9) decayed linearly to 0 over "
+        "2000 iterations, λ=0.1; the same WGAN-GP math",
         {
             "width": 128,
             "depth": 3,
-            "lr_critic": 1e-3,
-            "lr_generator": 1e-3,
-            "beta1": 0.5,
-            "beta2": 0.9,
-            "penalty_weight": 0.1,
-            "batch_size": 256,
-            "steps": 1500,
+            "lr_critic": 2e-3,
+            "lr_generator": 2e-3,
+            "lr_decay": "linear",
+            "steps": 2000,
             "eval_every": 250,
-            "plot_every": 250,
+            "plot_every": 500,
         },
     ),
 }
