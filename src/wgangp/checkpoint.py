@@ -194,32 +194,39 @@ class CheckpointDir:
             tmp.unlink(missing_ok=True)
             raise UserError(f"cannot update {latest}: {err.strerror or err}; {path} is intact") from None
 
-    def latest(self, *, quarantine: bool = False) -> tuple[Path, dict[str, Any]]:
-        """The newest checkpoint that loads, skipping (with a warning) any that do not.
+    def latest(self) -> tuple[Path, dict[str, Any]]:
+        """The newest checkpoint that loads; each newer one that does not is skipped with a warning.
 
-        ``quarantine`` renames a skipped file to ``*.corrupt`` so it is neither resumed from nor kept in
-        place of a good one. Falls back to ``checkpoint.pt`` for a run directory without ``checkpoints/``.
+        Falls back to ``checkpoint.pt`` for a run directory without ``checkpoints/``.
         """
-        newest_error: str | None = None
-        candidates = [p for _, p in reversed(self.step_files())]
-        if not candidates:
-            candidates = [self.run_dir / LATEST_NAME]
+        candidates = [p for _, p in reversed(self.step_files())] or [self.run_dir / LATEST_NAME]
+        errors: list[str] = []
         for path in candidates:
             if not path.is_file():
                 continue
             try:
-                return path, load_checkpoint(path, expected_format=CHECKPOINT_FORMAT)
+                state = load_checkpoint(path, expected_format=CHECKPOINT_FORMAT)
             except UserError as err:
-                newest_error = newest_error or str(err)
-                note = ""
-                if quarantine:
-                    with contextlib.suppress(OSError):  # read-only: still skipped, just not renamed
-                        path.rename(path.with_name(path.name + ".corrupt"))
-                        note = f" (renamed to {path.name}.corrupt)"
-                warnings.warn(f"skipping checkpoint{note}: {err}", CheckpointWarning, stacklevel=2)
-        if newest_error is not None:
-            raise UserError(f"no valid checkpoint in {self.run_dir}; newest: {newest_error}")
+                errors.append(str(err))
+                continue
+            for error in errors:  # only now: a command that fails anyway prints its one error line
+                warnings.warn(f"skipping a newer checkpoint: {error}", CheckpointWarning, stacklevel=2)
+            return path, state
+        if errors:
+            raise UserError(f"no valid checkpoint in {self.run_dir}; the newest: {errors[0]}")
         raise UserError(f"{self.run_dir} has no checkpoint; is it a wgangp run directory?")
+
+    def quarantine_after(self, step: int) -> list[Path]:
+        """Rename step files newer than ``step`` (ones :meth:`latest` skipped) to ``*.corrupt``.
+
+        A resumed run would otherwise keep them in place of good ones when it prunes to ``keep``.
+        """
+        moved = []
+        for saved_step, path in self.step_files():
+            if saved_step > step:
+                with contextlib.suppress(OSError):  # read-only: still never loaded, just not renamed
+                    moved.append(path.rename(path.with_name(path.name + ".corrupt")))
+        return moved
 
     def remove_temp_files(self) -> None:
         """Temp files of writes that a crash interrupted (never under a real name, so never loaded)."""

@@ -64,13 +64,14 @@ class ResumePoint:
 
 
 def find_resume_point(run_dir: str | Path) -> ResumePoint:
-    """The newest checkpoint of ``run_dir`` that loads; broken newer ones are renamed ``*.corrupt`` with a warning."""
+    """The newest checkpoint of ``run_dir`` that loads (newer broken ones are skipped with a warning).
+
+    Reads only: the run directory changes once :func:`~wgangp.run.train` has accepted the resume.
+    """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"cannot resume: run directory not found: {run_dir}")
-    store = CheckpointDir(run_dir)
-    store.remove_temp_files()
-    path, state = store.latest(quarantine=True)
+    path, state = CheckpointDir(run_dir).latest()
     return ResumePoint(run_dir, path, state)
 
 
@@ -137,8 +138,8 @@ def _apply_optimizer_settings(trainer: Trainer) -> None:
             group["lr"] = lr * factor
             if "betas" in group:
                 group["betas"] = (cfg.beta1, cfg.beta2)
-    for scheduler, lr in zip(trainer.schedulers, (cfg.lr_generator, cfg.lr_critic), strict=True):
-        scheduler.base_lrs = [lr]
+    for scheduler in trainer.schedulers:
+        scheduler.base_lrs = [group["initial_lr"] for group in scheduler.optimizer.param_groups]
 
 
 def rewind_metrics(run_dir: str | Path, step: int) -> int:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -185,10 +188,17 @@ def train(
         restore_trainer(trainer, resume.state, force=force)
         restore_global_rng(resume.state["global_rng"])
         books.load_state_dict(resume.state["run"], trainer.device)
-        rewind_metrics(run_dir, trainer.step)
-        _write_config(run_dir, config)
     store = CheckpointDir(run_dir, keep=config.keep_checkpoints)
-    store.drop_best_after(trainer.step)
+    if resume is not None:
+        # Accepted: now bring the directory back to the resumed step.
+        try:
+            store.remove_temp_files()
+            store.quarantine_after(trainer.step)
+            store.drop_best_after(trainer.step)
+            rewind_metrics(run_dir, trainer.step)
+            _write_config(run_dir, config)
+        except OSError as err:
+            raise UserError(f"cannot write to run directory {run_dir}: {err.strerror or err}") from None
     evaluate = ToyEvaluator(config)
     plots: list[Path] = []
     metrics: dict[str, float] = {}
@@ -213,6 +223,7 @@ def train(
         plots.append(path)
 
     with (
+        _disk_errors(run_dir, store),
         StopRequest() as stop,
         RunLogger(run_dir, tensorboard=tensorboard) as log,
         tqdm(
@@ -284,6 +295,19 @@ def train(
     summary = {"steps": trainer.step, "seconds": seconds, **metrics}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return RunResult(run_dir=run_dir, steps=trainer.step, seconds=seconds, metrics=metrics, plots=plots)
+
+
+@contextlib.contextmanager
+def _disk_errors(run_dir: Path, store: CheckpointDir) -> Iterator[None]:
+    """A disk that fills up or turns read-only mid-run: one line naming the last good checkpoint."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO):
+            raise
+        kept = store.step_files()
+        where = f"the last good checkpoint is {kept[-1][1]}" if kept else "no checkpoint was written yet"
+        raise UserError(f"cannot write to run directory {run_dir}: {err.strerror or err}; {where}") from None
 
 
 def _stop_nonfinite(what: str, step: int, store: CheckpointDir) -> NoReturn:
