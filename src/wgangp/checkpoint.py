@@ -90,7 +90,19 @@ def load_checkpoint(path: str | Path, *, expected_format: int | None = None) -> 
         raise UserError(f"checkpoint not found: {path}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated zip, pickle with globals, not a torch file at all
+    except Exception as err:
+        message = str(err)
+        detail = re.search(r"WeightsUnpickler error: ?([^\n]*)", message)
+        if detail is not None:
+            refused = re.search(r"Unsupported global: GLOBAL (\S+)", detail.group(1))
+            if refused is not None:  # a pickle that would import or call something; nothing ran
+                raise UserError(
+                    f"cannot load checkpoint {path}: refused, it would load {refused.group(1)} "
+                    "(a wgangp checkpoint holds only tensors and plain data)"
+                ) from None
+            reason = detail.group(1).strip()[:200] or "unreadable data"
+            raise UserError(f"cannot load checkpoint {path}: not a torch checkpoint ({reason})") from None
+        # A truncated zip, or not a torch file at all.
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"cannot load checkpoint {path}: {reason[:200]}") from None
     if not isinstance(state, dict) or "format_version" not in state:
