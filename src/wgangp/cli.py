@@ -77,7 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         help="train a GAN (default: WGAN-GP on 8 gaussians, preset 'fast')",
         description="Train a WGAN-GP (or a baseline) per Algorithm 1 of Gulrajani et al. 2017.",
-        epilog="Presets:\n" + _presets_help() + "\n\nAll keys: wgangp train --help-config",
+        epilog="Presets:\n"
+        + _presets_help()
+        + "\n\nAll keys: wgangp train --help-config"
+        + "\nExit codes: 0 done, 2 bad input or a failed write, 3 non-finite loss/penalty/gradient,"
+        + " 130 SIGINT, 143 SIGTERM (after finishing the step and writing a checkpoint)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     train.add_argument(
@@ -124,7 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser(
         "eval", help="metrics of a run's saved generator (toy: W1, modes, quality)"
     )
-    evaluate.add_argument("run_dir", metavar="RUN_DIR")
+    evaluate.add_argument(
+        "run_dir",
+        metavar="RUN_DIR",
+        help="a run directory (its newest valid checkpoint) or a checkpoint file",
+    )
     evaluate.add_argument(
         "--samples", type=_positive_int, help="generated and real samples (default: the run's)"
     )
@@ -132,7 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", help="auto | cpu | cuda")
 
     sample = commands.add_parser("sample", help="draw samples from a run's generator to .npy or .png")
-    sample.add_argument("run_dir", metavar="RUN_DIR")
+    sample.add_argument(
+        "run_dir",
+        metavar="RUN_DIR",
+        help="a run directory (its newest valid checkpoint) or a checkpoint file",
+    )
     sample.add_argument("-n", type=_positive_int, default=1000, help="number of samples (default: 1000)")
     sample.add_argument("--out", required=True, metavar="FILE", help="output file, .npy or .png")
     sample.add_argument("--seed", type=_non_negative_int, default=0, help="seed for the latents")
