@@ -70,9 +70,7 @@ def race(
 
 
 def _fmt(metrics: dict[str, float]) -> str:
-    return (
-        f"W1 {metrics['w1']:.3f}  modes {metrics['modes_covered']:.0f}  hq {metrics['high_quality_fraction']:.2f}"
-    )
+    return f"W1 {metrics['w1']:.3f}  modes {metrics['modes_covered']:.0f}  hq {metrics['high_quality_fraction']:.2f}"
 
 
 def run_wgangp(config: TrainConfig, *, budget: float, eval_every: int) -> Outcome:
@@ -114,10 +112,14 @@ def run_plain(seed: int, *, budget: float, eval_every: int) -> Outcome:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--preset", default="fast")
     parser.add_argument("--budget", type=float, default=120.0, help="seconds of training for wgangp")
-    parser.add_argument("--plain-budget", type=float, default=300.0, help="seconds for the plain loop (0: skip)")
+    parser.add_argument(
+        "--plain-budget", type=float, default=300.0, help="seconds for the plain loop (0: skip)"
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--set", dest="sets", action="append", default=[])

@@ -119,6 +119,10 @@ class TrainConfig:
     eval_every: int = _f(500, "generator iterations between metric evaluations", low=1)
     plot_every: int = _f(500, "generator iterations between plots", low=1)
     checkpoint_every: int = _f(1000, "generator iterations between checkpoints", low=1)
+    keep_checkpoints: int = _f(3, "newest step checkpoints kept in checkpoints/ (plus best.pt)", low=1)
+    skip_nonfinite: bool = _f(
+        False, "skip an update whose loss or gradient is non-finite instead of stopping the run"
+    )
     eval_samples: int = _f(2000, "samples for W1 and mode metrics (n generated vs n real)", low=2)
 
     def __post_init__(self) -> None:
@@ -139,7 +143,7 @@ def _check_value(f: dataclasses.Field[Any], value: Any) -> None:
     kind = type(f.default)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
-    if not isinstance(value, kind) or isinstance(value, bool):
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
         raise UserError(f"{f.name} must be a {kind.__name__}; got {value!r}")
     meta = f.metadata
     if meta["choices"] and value not in meta["choices"]:
@@ -249,11 +253,18 @@ def parse_set(item: str) -> tuple[str, Any]:
         raise UserError(f"unknown config key: {key} (see `wgangp train --help-config`)")
     kind = _FIELD_TYPES[key]
     text = text.strip()
+    if kind is bool:
+        if text.lower() not in _BOOLS:
+            raise UserError(f"{key} must be true or false; got {text!r}")
+        return key, _BOOLS[text.lower()]
     try:
         value: Any = kind(text) if kind is not int else int(float(text)) if _is_integral(text) else int(text)
     except ValueError:
         raise UserError(f"{key} must be a {kind.__name__}; got {text!r}") from None
     return key, value
+
+
+_BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 def _is_integral(text: str) -> bool:
@@ -283,17 +294,24 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 
 
 def resolve_config(
-    preset: str = "fast",
+    preset: str | None = "fast",
     *,
+    base: Mapping[str, Any] | None = None,
     loss: str | None = None,
     config_file: str | Path | None = None,
     sets: list[str] | tuple[str, ...] = (),
     overrides: Mapping[str, Any] | None = None,
 ) -> TrainConfig:
-    """Layer defaults → preset → loss recipe → config file → ``overrides`` → ``--set`` into one config."""
-    if preset not in PRESETS:
+    """Layer defaults → ``base`` → preset → loss recipe → config file → ``overrides`` → ``--set``.
+
+    ``base`` is a saved run's config (``--resume``): it replaces the defaults, and ``preset=None`` then
+    leaves it as it is unless a layer above changes a key.
+    """
+    if preset is not None and preset not in PRESETS:
         raise UserError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
-    values: dict[str, Any] = TrainConfig().to_dict() | PRESETS[preset][1]
+    values: dict[str, Any] = TrainConfig().to_dict() | dict(base or {})
+    if preset is not None:
+        values |= PRESETS[preset][1]
     if loss is not None:
         if loss not in LOSS_RECIPES:
             raise UserError(f"--loss must be one of {', '.join(LOSS_RECIPES)}; got {loss!r}")

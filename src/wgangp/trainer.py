@@ -12,16 +12,16 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from wgangp.checkpoint import CHECKPOINT_FORMAT
 from wgangp.config import TrainConfig
 from wgangp.data.toy import ToySampler
 from wgangp.errors import UserError
+from wgangp.faults import all_finite
 from wgangp.losses import clip_weights_, critic_loss, generator_loss
 from wgangp.models.mlp import MLPCritic, MLPGenerator
 from wgangp.penalty import check_critic, gradient_norms, gradient_penalty
 
 __all__ = ["CHECKPOINT_FORMAT", "Trainer", "build_models", "resolve_device"]
-
-CHECKPOINT_FORMAT = 1
 
 
 def resolve_device(name: str) -> torch.device:
@@ -86,12 +86,16 @@ class Trainer:
         self.noise = torch.Generator(device=self.device).manual_seed(config.seed + 1)
         self.data = ToySampler(config.dataset, config.batch_size, seed=config.seed + 2, device=self.device)
         self.step = 0  # completed generator iterations
+        self.skipped_updates = 0  # critic and generator updates dropped by ``skip_nonfinite``
 
     def latents(self, n: int) -> Tensor:
         return torch.randn(n, self.config.latent_dim, generator=self.noise, device=self.device)
 
     def critic_step(self) -> dict[str, Tensor]:
-        """One critic update on a fresh real batch and fresh z (Algorithm 1, lines 3–10)."""
+        """One critic update on a fresh real batch and fresh z (Algorithm 1, lines 3–10).
+
+        Returns ``{}`` for an update dropped by ``skip_nonfinite``.
+        """
         cfg = self.config
         real = self.data()  # [B, 2]
         with torch.no_grad():
@@ -122,29 +126,53 @@ class Trainer:
             stats["grad_norm"] = norms.mean()
         self.critic_opt.zero_grad(set_to_none=True)
         loss.backward()
+        if self._skip_update(loss, self.critic):
+            return {}
         self.critic_opt.step()
         if cfg.loss == "wgan-clip":
             clip_weights_(self.critic, cfg.clip_value)
         return stats
 
     def generator_step(self) -> dict[str, Tensor]:
-        """One generator update with the critic frozen (Algorithm 1, lines 11–12)."""
+        """One generator update with the critic frozen (Algorithm 1, lines 11–12); ``{}`` if skipped."""
         self.critic.requires_grad_(False)
         fake = self.generator(self.latents(self.config.batch_size))
         loss = generator_loss(self.config.loss, self.critic(fake))
         self.generator_opt.zero_grad(set_to_none=True)
         loss.backward()
-        self.generator_opt.step()
         self.critic.requires_grad_(True)
+        if self._skip_update(loss, self.generator):
+            return {}
+        self.generator_opt.step()
         return {"generator_loss": loss.detach()}
 
+    def _skip_update(self, loss: Tensor, module: nn.Module) -> bool:
+        """With ``skip_nonfinite``: count and drop an update whose loss or gradients are non-finite.
+
+        Checked before the optimizer step, so a bad batch changes neither the weights nor Adam's moments;
+        this costs one host sync per update, paid only by runs that opt in.
+        """
+        if not self.config.skip_nonfinite:
+            return False
+        grads = [p.grad for p in module.parameters() if p.grad is not None]
+        if all_finite([loss.detach(), *grads]):
+            return False
+        self.skipped_updates += 1
+        return True
+
     def train_iteration(self) -> dict[str, Tensor]:
-        """n_critic critic updates, then one generator update; critic stats are averaged over the n_critic."""
+        """n_critic critic updates, then one generator update; critic stats are averaged over the n_critic.
+
+        Skipped updates (``skip_nonfinite``) leave their stats out, so a step may lack some keys.
+        """
         totals: dict[str, Tensor] = {}
+        applied = 0
         for _ in range(self.config.n_critic):
-            for key, value in self.critic_step().items():
+            critic_stats = self.critic_step()
+            applied += bool(critic_stats)
+            for key, value in critic_stats.items():
                 totals[key] = totals[key] + value if key in totals else value
-        stats = {key: value / self.config.n_critic for key, value in totals.items()}
+        stats = {key: value / applied for key, value in totals.items()}
         stats.update(self.generator_step())
         if self.generator_ema is not None:
             _ema_update_(self.generator_ema, self.generator, self.config.ema_decay)
@@ -185,6 +213,7 @@ class Trainer:
         return {
             "format_version": CHECKPOINT_FORMAT,
             "step": self.step,
+            "skipped_updates": self.skipped_updates,
             "config": self.config.to_dict(),
             "generator": self.generator.state_dict(),
             "critic": self.critic.state_dict(),
@@ -207,3 +236,4 @@ class Trainer:
         self.noise.set_state(state["rng"]["noise"])
         self.data.load_state_dict(state["rng"]["data"])
         self.step = int(state["step"])
+        self.skipped_updates = int(state.get("skipped_updates", 0))
