@@ -24,6 +24,8 @@ SMALL = {
     "plot_every": 10**6,
     "checkpoint_every": 4,
     "keep_checkpoints": 2,
+    # A linear LR decay is stretched to a new step count, so extensions compare only under a constant LR.
+    "lr_decay": "none",
 }
 TINY = [arg for key, value in SMALL.items() for arg in ("--set", f"{key}={value}")]
 QUIET = ["--no-progress", "--no-tensorboard"]
