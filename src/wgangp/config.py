@@ -112,6 +112,27 @@ class TrainConfig:
         high=0.99999,
     )
 
+    # Speed (wgangp.fast). None of these changes the math; see README "Speed".
+    precision: Literal["fp32", "bf16", "fp16"] = _f(
+        "fp32",
+        "fp32 | bf16 (autocast, no scaler) | fp16 (autocast + GradScaler, PyTorch's AMP penalty recipe) (paper: fp32)",
+        choices=("fp32", "bf16", "fp16"),
+    )
+    penalty_every: int = _f(
+        1, "lazy regularisation: penalty on every k-th critic step, weight ×k (paper: 1, every step)", low=1
+    )
+    lazy_adam_rescale: bool = _f(
+        False, "with penalty_every=k, critic Adam lr·c and β^c, c = k/(k+1), as StyleGAN2 (paper: off)"
+    )
+    step_mode: Literal["auto", "eager", "graph"] = _f(
+        "auto",
+        "auto (CUDA graph of a whole generator iteration where supported, else eager) | eager | graph",
+        choices=("auto", "eager", "graph"),
+    )
+    compile: bool = _f(
+        False, "torch.compile the critic loss with its penalty (needs torch >= 2.11; paper: off)"
+    )
+
     # Run.
     seed: int = _f(0, "seed for data, noise and weights (deterministic on CPU)", low=0)
     device: str = _f("auto", "auto | cpu | cuda | cuda:N", choices=())
@@ -139,7 +160,7 @@ def _check_value(f: dataclasses.Field[Any], value: Any) -> None:
     kind = type(f.default)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
-    if not isinstance(value, kind) or isinstance(value, bool):
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
         raise UserError(f"{f.name} must be a {kind.__name__}; got {value!r}")
     meta = f.metadata
     if meta["choices"] and value not in meta["choices"]:
@@ -251,11 +272,18 @@ def parse_set(item: str) -> tuple[str, Any]:
         raise UserError(f"unknown config key: {key} (see `wgangp train --help-config`)")
     kind = _FIELD_TYPES[key]
     text = text.strip()
+    if kind is bool:
+        if text.lower() not in _BOOL_WORDS:
+            raise UserError(f"{key} must be true or false; got {text!r}")
+        return key, _BOOL_WORDS[text.lower()]
     try:
         value: Any = kind(text) if kind is not int else int(float(text)) if _is_integral(text) else int(text)
     except ValueError:
         raise UserError(f"{key} must be a {kind.__name__}; got {text!r}") from None
     return key, value
+
+
+_BOOL_WORDS: dict[str, bool] = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 def _is_integral(text: str) -> bool:
