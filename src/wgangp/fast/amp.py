@@ -26,7 +26,7 @@ Precision = Literal["fp32", "bf16", "fp16"]
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
 _DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
-__all__ = ["PRECISIONS", "Precision", "autocast", "make_scaler", "mixed_precision_penalty"]
+__all__ = ["PRECISIONS", "Precision", "autocast", "make_scaler", "mixed_precision_penalty", "penalty_points"]
 
 
 def autocast(
@@ -49,7 +49,7 @@ def make_scaler(precision: Precision, device: torch.device) -> torch.amp.GradSca
     return torch.amp.GradScaler(device.type) if precision == "fp16" else None
 
 
-def _penalty_points(
+def penalty_points(
     real: Tensor, fake: Tensor, at: PenaltyPoints, generator: torch.Generator | None, dragan_scale: float
 ) -> Tensor:
     """The points x̂ where the penalty is taken, drawn exactly as ``wgangp.gradient_penalty`` draws them."""
@@ -86,7 +86,7 @@ def mixed_precision_penalty(
     """
     n = real.shape[0]
     k = n if fraction >= 1.0 else max(1, round(fraction * n))
-    points = _penalty_points(real[:k], fake[:k], at, generator, dragan_scale).requires_grad_(True)  # [k, ...]
+    points = penalty_points(real[:k], fake[:k], at, generator, dragan_scale).requires_grad_(True)  # [k, ...]
     with autocast(precision, points.device, cache_enabled=cache_enabled):
         scores = critic(points)  # [k] in bf16/fp16
     # Outside autocast: the double backward recorded here must not be cast down (pytorch#105682).

@@ -42,6 +42,8 @@ def graph_unsupported_reason(config: TrainConfig, device: torch.device) -> str |
 
 def choose_step_path(config: TrainConfig, device: torch.device) -> tuple[StepPath, str | None]:
     """The path for ``config`` on ``device`` and, when an asked-for graph falls back, the reason."""
+    if config.compile and config.precision == "fp16":
+        warnings.warn("compile=true is not used with fp16: the GradScaler recipe runs eagerly", stacklevel=2)
     reason = graph_unsupported_reason(config, device)
     if config.step_mode == "graph" or (config.step_mode == "auto" and reason is None):
         if reason is None:
@@ -81,8 +83,11 @@ def build_optimizer(
             return torch.optim.RMSprop(params, lr=torch.tensor(lr, device=device), capturable=True)
         return torch.optim.RMSprop(params, lr=lr)
     if path == "graph":
-        return torch.optim.Adam(params, lr=torch.tensor(lr, device=device), betas=betas, capturable=True)
-    fused = config.precision == "fp16"
+        return torch.optim.Adam(
+            params, lr=torch.tensor(lr, device=device), betas=betas, capturable=True, fused=True
+        )
+    # Fused Adam: one kernel per step on CUDA; for fp16 also the scaler's overflow flag stays on the device.
+    fused = device.type == "cuda" or config.precision == "fp16"
     return torch.optim.Adam(params, lr=lr, betas=betas, fused=fused or None)
 
 

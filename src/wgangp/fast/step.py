@@ -8,16 +8,17 @@ back to the host and never branches on tensor values, so it can be captured as i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from wgangp.config import TrainConfig
-from wgangp.fast.amp import Precision, autocast, make_scaler, mixed_precision_penalty
+from wgangp.fast.amp import Precision, autocast, make_scaler, mixed_precision_penalty, penalty_points
 from wgangp.fast.lazy import lazy_penalty_weight
 from wgangp.losses import LossName, clip_weights_, critic_loss, generator_loss
-from wgangp.penalty import PenaltyKind, PenaltyPoints, gradient_penalty
+from wgangp.penalty import PenaltyKind, PenaltyPoints, gradient_penalty, penalty_from_gradients
 
 __all__ = ["Networks", "StepSpec", "critic_update", "generator_update", "iteration"]
 
@@ -38,6 +39,7 @@ class StepSpec:
     precision: Precision = "fp32"
     latent_dim: int = 2
     autocast_cache: bool = True  # False under CUDA-graph capture
+    compile: bool = False  # torch.compile the penalised critic objective (see compiled_objective)
 
     @classmethod
     def from_config(cls, config: TrainConfig, *, autocast_cache: bool = True) -> StepSpec:
@@ -54,7 +56,14 @@ class StepSpec:
             precision=config.precision,
             latent_dim=config.latent_dim,
             autocast_cache=autocast_cache,
+            compile=config.compile and config.precision != "fp16",
         )
+
+
+# (critic, real, fake, points x̂, penalty weight) -> (total loss, critic loss, Wasserstein estimate, penalty, norms)
+Objective = Callable[
+    [nn.Module, Tensor, Tensor, Tensor, float], tuple[Tensor, Tensor, Tensor, Tensor, Tensor]
+]
 
 
 @dataclass
@@ -68,6 +77,7 @@ class Networks:
     noise: torch.Generator
     generator_scaler: torch.amp.GradScaler | None = None
     critic_scaler: torch.amp.GradScaler | None = None
+    compiled: Objective | None = None  # built on first use when spec.compile
 
     @classmethod
     def with_scalers(
@@ -136,6 +146,57 @@ def _penalty(nets: Networks, spec: StepSpec, real: Tensor, fake: Tensor) -> tupl
     )
 
 
+def compiled_objective(spec: StepSpec) -> Objective:
+    """The penalised critic loss as one ``torch.compile(fullgraph=True)`` function of the points x̂.
+
+    Compiling a double backward works from torch 2.11 only with ``trace_autograd_ops`` on, the whole
+    objective in one graph, and x̂ made (and its random ε drawn) *outside* the compiled function; compiling
+    the critic alone still fails (DESIGN §4). Same math as the eager objective, up to fp32 reassociation.
+    """
+    import torch._dynamo
+
+    # Process-wide switch, needed for autograd.grad inside a compiled function; set only when asked to.
+    torch._dynamo.config.trace_autograd_ops = True
+
+    def objective(
+        critic: nn.Module, real: Tensor, fake: Tensor, points: Tensor, weight: float
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        with autocast(spec.precision, real.device, cache_enabled=spec.autocast_cache):
+            scores = critic(torch.cat([real, fake]))  # [2B]
+            point_scores = critic(points)  # [k]
+        real_scores, fake_scores = scores.split(real.shape[0])
+        loss = critic_loss(spec.loss, real_scores, fake_scores)
+        (grads,) = torch.autograd.grad(point_scores.float().sum(), points, create_graph=True)
+        terms, norms = penalty_from_gradients(grads, kind=spec.penalty_kind, target=spec.penalty_target)
+        penalty = terms.mean()
+        wasserstein = real_scores.float().mean() - fake_scores.float().mean()
+        return loss + weight * penalty, loss, wasserstein, penalty, norms
+
+    return torch.compile(objective, fullgraph=True)
+
+
+def _compiled_critic_loss(
+    nets: Networks, spec: StepSpec, real: Tensor, fake: Tensor
+) -> tuple[Tensor, dict[str, Tensor]]:
+    if nets.compiled is None:
+        nets.compiled = compiled_objective(spec)
+    k = (
+        real.shape[0]
+        if spec.penalty_fraction >= 1.0
+        else max(1, round(spec.penalty_fraction * real.shape[0]))
+    )
+    points = penalty_points(real[:k], fake[:k], spec.penalty_at, nets.noise, 0.5).requires_grad_(True)
+    weight = lazy_penalty_weight(spec.penalty_weight, spec.penalty_every)
+    total, loss, wasserstein, penalty, norms = nets.compiled(nets.critic, real, fake, points, weight)
+    stats = {
+        "critic_loss": loss.detach(),
+        "wasserstein": wasserstein.detach(),
+        "penalty": penalty.detach(),
+        "grad_norm": norms.detach().mean(),
+    }
+    return total, stats
+
+
 def critic_update(nets: Networks, spec: StepSpec, real: Tensor, *, penalise: bool) -> dict[str, Tensor]:
     """One critic update on ``real [B, ...]`` and fresh z (Algorithm 1, lines 3–10); penalty if ``penalise``.
 
@@ -144,6 +205,10 @@ def critic_update(nets: Networks, spec: StepSpec, real: Tensor, *, penalise: boo
     device = real.device
     with torch.no_grad(), autocast(spec.precision, device, cache_enabled=spec.autocast_cache):
         fake = nets.generator(_latents(spec, real.shape[0], real, nets.noise)).float()  # [B, ...]
+    if spec.compile and spec.loss == "wgan-gp" and penalise:
+        total, stats = _compiled_critic_loss(nets, spec, real, fake)
+        _apply(total, nets.critic_opt, nets.critic_scaler)
+        return stats
     with autocast(spec.precision, device, cache_enabled=spec.autocast_cache):
         # One forward for both halves: the same math (no BatchNorm in a critic) with half the launches.
         scores = nets.critic(torch.cat([real, fake]))  # [2B]
