@@ -55,14 +55,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iters", type=int, default=10, help="iterations per timed repetition")
     parser.add_argument("--warmup", type=int, default=3, help="untimed iterations per path first")
     parser.add_argument("--json", type=Path, help="also write rows and facts as JSON here")
+    parser.add_argument(
+        "--clock",
+        choices=["wall", "process"],
+        default="wall",
+        help="process: CPU seconds (CPU only; shared machines)",
+    )
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     cuda = device.type == "cuda"
     cases = args.cases or (["toy", "dcgan", "resnet"] if cuda else ["toy"])
     paths = tuple(args.paths or (CUDA_PATHS if cuda else CPU_PATHS))
     rows, facts = run_benchmark(
         [CASES[name]() for name in cases], paths, device, reps=args.reps, iters=args.iters,
-        warmup=args.warmup, log=lambda line: print(line, flush=True),
+        warmup=args.warmup, clock=args.clock, log=lambda line: print(line, flush=True),
     )  # fmt: skip
     print()
     print(format_table(rows, facts))
