@@ -1,4 +1,4 @@
-"""The ``wgangp`` command: ``train``, ``eval``, ``sample`` and ``presets``.
+"""The ``wgangp`` command: ``train``, ``eval``, ``sample``, ``bench`` and ``presets``.
 
 Every mistake a user can make ends in one line on stderr and a non-zero exit code, never a traceback:
 
@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=_non_negative_int, help="seed for data, noise and weights")
     train.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     train.add_argument(
+        "--precision", choices=["fp32", "bf16", "fp16"], help="arithmetic of the networks (default: fp32)"
+    )
+    train.add_argument(
         "--config", metavar="FILE", help="TOML file of config keys (top level or a [train] table)"
     )
     train.add_argument(
@@ -150,6 +153,19 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=_non_negative_int, default=0, help="seed for the latents")
     sample.add_argument("--device", help="auto | cpu | cuda")
 
+    bench = commands.add_parser(
+        "bench",
+        help="time a generator iteration per step path against the seed-style plain loop (toy MLP)",
+        description="ms per generator iteration (toy MLP, batch 256) for each step path, with ratios against "
+        "a plain seed-style loop, peak memory and FLOPs. Image models: benchmarks/step_speed.py.",
+    )
+    bench.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    bench.add_argument("--paths", nargs="+", metavar="PATH", help="step paths (default: all the device runs)")
+    bench.add_argument("--reps", type=_positive_int, default=5, help="interleaved repetitions (default: 5)")
+    bench.add_argument(
+        "--iters", type=_positive_int, default=5, help="iterations per repetition (default: 5)"
+    )
+
     commands.add_parser("presets", help="list the presets")
     return parser
 
@@ -175,6 +191,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             ("seed", args.seed),
             ("device", args.device),
             ("skip_nonfinite", args.skip_nonfinite),
+            ("precision", args.precision),
         )
         if value is not None
     }
@@ -265,6 +282,24 @@ def _one_line_warning(command: str) -> Callable[..., None]:
     return show
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from wgangp.fast.bench import CPU_PATHS, CUDA_PATHS, PATHS, format_table, run_benchmark, toy_case
+    from wgangp.trainer import resolve_device
+
+    device = resolve_device(args.device)
+    paths = tuple(args.paths or (CUDA_PATHS if device.type == "cuda" else CPU_PATHS))
+    unknown = [p for p in paths if p not in PATHS]
+    if unknown:
+        raise UserError(f"unknown path(s) {', '.join(unknown)}; choose from {', '.join(PATHS)}")
+    if device.type != "cuda" and any(PATHS[p].graph for p in paths):
+        raise UserError("graph paths need CUDA; on the CPU choose from " + ", ".join(CPU_PATHS))
+    rows, facts = run_benchmark(
+        [toy_case()], paths, device, reps=args.reps, iters=args.iters, log=lambda _: None
+    )
+    print(format_table(rows, facts))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -275,7 +310,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "presets":
             print(_presets_help())
             return 0
-        handler = {"train": _cmd_train, "eval": _cmd_eval, "sample": _cmd_sample}[args.command]
+        handler = {"train": _cmd_train, "eval": _cmd_eval, "sample": _cmd_sample, "bench": _cmd_bench}[
+            args.command
+        ]
         with warnings.catch_warnings():
             warnings.showwarning = _one_line_warning(args.command)
             return handler(args)

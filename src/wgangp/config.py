@@ -112,6 +112,27 @@ class TrainConfig:
         high=0.99999,
     )
 
+    # Speed (wgangp.fast). None of these changes the math; see README "Speed".
+    precision: Literal["fp32", "bf16", "fp16"] = _f(
+        "fp32",
+        "fp32 | bf16 (autocast, no scaler) | fp16 (autocast + GradScaler, PyTorch's AMP penalty recipe) (paper: fp32)",
+        choices=("fp32", "bf16", "fp16"),
+    )
+    penalty_every: int = _f(
+        1, "lazy regularisation: penalty on every k-th critic step, weight ×k (paper: 1, every step)", low=1
+    )
+    lazy_adam_rescale: bool = _f(
+        False, "with penalty_every=k, critic Adam lr·c and β^c, c = k/(k+1), as StyleGAN2 (paper: off)"
+    )
+    step_mode: Literal["auto", "eager", "graph"] = _f(
+        "auto",
+        "auto (CUDA graph of a whole generator iteration where supported, else eager) | eager | graph",
+        choices=("auto", "eager", "graph"),
+    )
+    compile: bool = _f(
+        False, "torch.compile the critic loss with its penalty (needs torch >= 2.11; paper: off)"
+    )
+
     # Run.
     seed: int = _f(0, "seed for data, noise and weights (deterministic on CPU)", low=0)
     device: str = _f("auto", "auto | cpu | cuda | cuda:N", choices=())

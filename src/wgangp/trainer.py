@@ -16,6 +16,8 @@ from wgangp.checkpoint import CHECKPOINT_FORMAT
 from wgangp.config import TrainConfig
 from wgangp.data.toy import ToySampler
 from wgangp.errors import UserError
+from wgangp.fast.paths import build_fast_iteration, build_optimizer, choose_step_path
+from wgangp.fast.step import Networks
 from wgangp.faults import all_finite
 from wgangp.losses import clip_weights_, critic_loss, generator_loss
 from wgangp.models.mlp import MLPCritic, MLPGenerator
@@ -74,8 +76,21 @@ class Trainer:
         self.device = device if device is not None else resolve_device(config.device)
         self.generator, self.critic = (m.to(self.device) for m in build_models(config))
         check_critic(self.critic)  # once here, so the hot path can skip the walk over modules
-        self.generator_opt = _optimizer(config, self.generator.parameters(), config.lr_generator)
-        self.critic_opt = _optimizer(config, self.critic.parameters(), config.lr_critic)
+        # eager (the fp32 step below), fast-eager (mixed precision, lazy penalty) or graph: see wgangp.fast.
+        self.step_path, _ = choose_step_path(config, self.device)
+        if self.step_path == "eager":
+            self.generator_opt = _optimizer(config, self.generator.parameters(), config.lr_generator)
+            self.critic_opt = _optimizer(config, self.critic.parameters(), config.lr_critic)
+        else:
+            self.generator_opt, self.critic_opt = (
+                build_optimizer(
+                    config, net.parameters(), lr, path=self.step_path, device=self.device, regularised=reg
+                )
+                for net, lr, reg in (
+                    (self.generator, config.lr_generator, False),
+                    (self.critic, config.lr_critic, True),
+                )
+            )
         self.generator_ema = _ema_copy(self.generator) if config.ema_decay > 0 else None
         # Linear decay to 0 over the run, stepped once per generator iteration (the paper's ResNet recipe).
         self.schedulers = [
@@ -84,9 +99,19 @@ class Trainer:
             if config.lr_decay == "linear"
         ]
         self.noise = torch.Generator(device=self.device).manual_seed(config.seed + 1)
-        self.data = ToySampler(config.dataset, config.batch_size, seed=config.seed + 2, device=self.device)
+        # The graph path copies host batches into its static buffer itself, without blocking the host.
+        data_device = torch.device("cpu") if self.step_path == "graph" else self.device
+        self.data = ToySampler(config.dataset, config.batch_size, seed=config.seed + 2, device=data_device)
         self.step = 0  # completed generator iterations
         self.skipped_updates = 0  # critic and generator updates dropped by ``skip_nonfinite``
+        self.nets = Networks.with_scalers(
+            self.generator, self.critic, self.generator_opt, self.critic_opt, self.noise, config.precision
+        )
+        self.fast = build_fast_iteration(config, self.step_path, self.nets, self.data)
+
+    def _scalers(self) -> tuple[torch.amp.GradScaler | None, torch.amp.GradScaler | None]:
+        """fp16's loss scalers (generator, critic); ``None`` for the other precisions."""
+        return self.nets.generator_scaler, self.nets.critic_scaler
 
     def latents(self, n: int) -> Tensor:
         return torch.randn(n, self.config.latent_dim, generator=self.noise, device=self.device)
@@ -165,15 +190,18 @@ class Trainer:
 
         Skipped updates (``skip_nonfinite``) leave their stats out, so a step may lack some keys.
         """
-        totals: dict[str, Tensor] = {}
-        applied = 0
-        for _ in range(self.config.n_critic):
-            critic_stats = self.critic_step()
-            applied += bool(critic_stats)
-            for key, value in critic_stats.items():
-                totals[key] = totals[key] + value if key in totals else value
-        stats = {key: value / applied for key, value in totals.items()}
-        stats.update(self.generator_step())
+        if self.fast is not None:
+            stats = self.fast(self.step)
+        else:
+            totals: dict[str, Tensor] = {}
+            applied = 0
+            for _ in range(self.config.n_critic):
+                critic_stats = self.critic_step()
+                applied += bool(critic_stats)
+                for key, value in critic_stats.items():
+                    totals[key] = totals[key] + value if key in totals else value
+            stats = {key: value / applied for key, value in totals.items()}
+            stats.update(self.generator_step())
         if self.generator_ema is not None:
             _ema_update_(self.generator_ema, self.generator, self.config.ema_decay)
         for scheduler in self.schedulers:
@@ -221,6 +249,7 @@ class Trainer:
             "critic_opt": self.critic_opt.state_dict(),
             "generator_ema": None if self.generator_ema is None else self.generator_ema.state_dict(),
             "schedulers": [s.state_dict() for s in self.schedulers],
+            "scalers": [None if s is None else s.state_dict() for s in self._scalers()],
             "rng": {"noise": self.noise.get_state(), "data": self.data.state_dict()},
         }
 
@@ -233,7 +262,12 @@ class Trainer:
             self.generator_ema.load_state_dict(state["generator_ema"])
         for scheduler, saved in zip(self.schedulers, state["schedulers"], strict=True):
             scheduler.load_state_dict(saved)
+        for scaler, saved_scaler in zip(self._scalers(), state.get("scalers", [None, None]), strict=True):
+            if scaler is not None and saved_scaler is not None:
+                scaler.load_state_dict(saved_scaler)
         self.noise.set_state(state["rng"]["noise"])
         self.data.load_state_dict(state["rng"]["data"])
         self.step = int(state["step"])
         self.skipped_updates = int(state.get("skipped_updates", 0))
+        if self.fast is not None:
+            self.fast.reset()  # captured graphs hold the replaced optimizer state's addresses
