@@ -7,17 +7,21 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
 
 from wgangp.checkpoint import load_checkpoint, save_checkpoint
 from wgangp.config import TrainConfig, config_from_dict
+from wgangp.data import TOY_DATASETS
 from wgangp.data.toy import ToySampler
 from wgangp.errors import UserError
 from wgangp.metrics.toy import toy_metrics
 from wgangp.runlog import RunLogger, read_metrics
 from wgangp.trainer import CHECKPOINT_FORMAT, Trainer
+
+if TYPE_CHECKING:
+    from wgangp.imagerun import DataEvaluator
 
 __all__ = ["RunResult", "ToyEvaluator", "default_run_dir", "load_run", "prepare_run_dir", "train"]
 
@@ -101,16 +105,30 @@ def train(
 
     from wgangp.plots import plot_curves, plot_toy
 
-    run_dir = prepare_run_dir(run_dir, config, overwrite=overwrite)
+    toy = config.dataset in TOY_DATASETS
     trainer = Trainer(config)
-    evaluate = ToyEvaluator(config)
+    if not toy:
+        trainer.data.load()  # type: ignore[union-attr]  # a bad data path fails before any file is written
+    run_dir = prepare_run_dir(run_dir, config, overwrite=overwrite)
+    evaluate: ToyEvaluator | DataEvaluator
+    if toy:
+        evaluate = ToyEvaluator(config)
+    else:
+        from wgangp.imagerun import DataEvaluator
+
+        evaluate = DataEvaluator(config, trainer.data, run_dir)  # type: ignore[arg-type]
     plots: list[Path] = []
     metrics: dict[str, float] = {}
     window: dict[str, Tensor] = {}
     window_len = 0
     start = time.perf_counter()
 
-    def draw(name: str) -> None:
+    def draw(name: str, log: RunLogger | None = None) -> None:
+        if not toy:
+            assert isinstance(evaluate, DataEvaluator)
+            path = evaluate.draw(trainer, run_dir / "samples" / f"{name}.png", log)
+            plots.extend([path] if path else [])
+            return
         fake = trainer.sample(config.eval_samples, seed=evaluate.seed).cpu()
         path = run_dir / "plots" / f"{name}.png"
         plot_toy(
@@ -156,17 +174,17 @@ def train(
 
             # Plot and save a checkpoint.
             if step % config.plot_every == 0 and not last:
-                draw(f"step_{step:07d}")
+                draw(f"step_{step:07d}", log)
             if step % config.checkpoint_every == 0 or last:
                 save_checkpoint(trainer.state_dict(), run_dir / CHECKPOINT_NAME)
 
-    seconds = time.perf_counter() - start
-    draw("final")
+        seconds = time.perf_counter() - start
+        draw("final", log)
     curves = run_dir / "plots" / "curves.png"
     plot_curves(
         curves,
         read_metrics(run_dir),
-        keys=("wasserstein", "grad_norm", "critic_loss", "generator_loss", "w1"),
+        keys=("wasserstein", "grad_norm", "critic_loss", "generator_loss", "w1", "fd", "classes_covered"),
     )
     plots.append(curves)
     summary = {"steps": trainer.step, "seconds": seconds, **metrics}
