@@ -20,11 +20,11 @@ from wgangp.penalty import check_critic
 
 W = 4  # tiny widths keep the shape checks fast; the structure does not depend on the width
 
-CASES = [
-    ("dcgan", r, c) for r in (8, 16, 28, 32, 64) for c in (1, 3)
-] + [("resnet", r, c) for r in (16, 32, 64) for c in (1, 3)] + [
-    ("resnet-pyramid", r, c) for r in (8, 16, 32, 64) for c in (1, 3)
-]
+CASES = (
+    [("dcgan", r, c) for r in (8, 16, 28, 32, 64) for c in (1, 3)]
+    + [("resnet", r, c) for r in (16, 32, 64) for c in (1, 3)]
+    + [("resnet-pyramid", r, c) for r in (8, 16, 32, 64) for c in (1, 3)]
+)
 
 
 def _models(model, resolution, channels, **extra):
@@ -46,7 +46,9 @@ def test_shapes_and_ranges(model, resolution, channels):
     assert scores.shape == (5,)
 
 
-@pytest.mark.parametrize(("model", "norm"), [(m, n) for m in ("dcgan", "resnet", "resnet-pyramid") for n in ("none", "layer")])
+@pytest.mark.parametrize(
+    ("model", "norm"), [(m, n) for m in ("dcgan", "resnet", "resnet-pyramid") for n in ("none", "layer")]
+)
 def test_critics_never_batchnorm_and_do_not_mix_samples(model, norm):
     _, critic = _models(model, 16, 3, critic_norm=norm)
     assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in critic.modules())

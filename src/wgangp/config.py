@@ -269,19 +269,19 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     # Images (Gulrajani et al. 2017, Sec. 5 and App. F; official gan_mnist.py, gan_cifar.py,
     # gan_cifar_resnet.py, gan_64x64.py). All use λ = 10, n_critic = 5 and 128-d latents.
     "digits": (
-        "tuned for CPU: sklearn's 8×8 digits at 16×16, a small DCGAN (W=32), Adam 1e-3 (0.5, 0.9), λ=10",
+        "tuned for CPU: sklearn's 8×8 digits at their own size, a small DCGAN (W=32), Adam 1e-3 (0.5, 0.9), λ=10",
         {
             **_IMAGE_COMMON,
             "dataset": "digits",
             "model": "dcgan",
-            "resolution": 16,
+            "resolution": 8,
             "conv_width": 32,
             "latent_dim": 64,
             "lr_critic": 1e-3,
             "lr_generator": 1e-3,
             "batch_size": 64,
-            "steps": 3000,
-            "eval_every": 250,
+            "steps": 2000,
+            "eval_every": 100,
             "plot_every": 250,
             "log_every": 50,
             "eval_samples": 1000,

@@ -40,9 +40,9 @@ class DataEvaluator:
         self.config = config
         self.images = is_image_dataset(config.dataset)
         self.seed = config.seed + REFERENCE_SEED
-        self.real = sampler.reference(
-            max(config.batch_size, config.eval_samples), seed=self.seed
-        )  # [M, ...] CPU
+        # Vectors are scored against real samples; images need only a batch for the gradient-norm probe.
+        n = config.batch_size if self.images else max(config.batch_size, config.eval_samples)
+        self.real = sampler.reference(n, seed=self.seed)  # [M, ...] on the CPU
         self._metrics: Any = None
         if config.dataset in LABELLED_DATASETS:
             from wgangp.metrics.images import classifier_metrics
