@@ -55,7 +55,7 @@ def test_mnist_idx_raw_and_gz(mnist_dir):
 def test_mnist_missing_files_say_what_is_expected(tmp_path):
     with pytest.raises(UserError, match=r"train-images-idx3-ubyte\[.gz\] not found in .*expected"):
         load_mnist(tmp_path)
-    with pytest.raises(UserError, match="needs --set data_path"):
+    with pytest.raises(UserError, match="needs --data-path DIR"):
         load_mnist("")
 
 

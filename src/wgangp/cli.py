@@ -57,7 +57,7 @@ def _config_help() -> str:
 
 
 def _presets_help() -> str:
-    return "\n".join(f"  {name:<10} {text}" for name, (text, _) in PRESETS.items())
+    return "\n".join(f"  {name:<13} {text}" for name, (text, _) in PRESETS.items())
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -324,7 +324,7 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "64px-resnet": (
         "official gan_64x64.py: pyramid ResNet W=64, LayerNorm critic, batch 64, Adam 1e-4 (0, 0.9), "
-        "200k iterations; an image folder (--set data_path=DIR)",
+        "200k iterations; an image folder (--data-path DIR)",
         {
             **_IMAGE_COMMON,
             "dataset": "folder",

@@ -295,7 +295,7 @@ def _check_rank(shape: tuple[int, ...], path: Path) -> tuple[int, int]:
 
 def _file(path: str | Path) -> Path:
     if not str(path):
-        raise UserError("dataset vectors needs --set data_path=FILE.npy (or .pt)")
+        raise UserError("dataset vectors needs --data-path FILE.npy (or .pt; or --set data_path=FILE)")
     path = Path(path)
     if path.suffix not in (".npy", ".pt"):
         raise UserError(f"vectors: data_path must be a .npy or .pt file; got {path.name}")
@@ -306,7 +306,9 @@ def _file(path: str | Path) -> Path:
 
 def _directory(path: str | Path, dataset: str) -> Path:
     if not str(path):
-        raise UserError(f"dataset {dataset} needs --set data_path=DIR (nothing is downloaded)")
+        raise UserError(
+            f"dataset {dataset} needs --data-path DIR (or --set data_path=DIR); nothing is downloaded"
+        )
     root = Path(path)
     if not root.is_dir():
         raise UserError(f"{dataset}: data_path {root} is not a directory")

@@ -39,7 +39,8 @@ def classifier_metrics(
             f"classifier metrics need a labelled dataset ({', '.join(LABELLED_DATASETS)}); "
             f"{config.dataset} has none: use --metric fid with --inception-weights"
         )
-    images, labels = labelled_images(config, "train")
+    all_images, labels = labelled_images(config, "train")
+    images = all_images
     test: tuple[Tensor, Tensor] | None = None
     if config.dataset != "digits":
         try:
@@ -51,7 +52,6 @@ def classifier_metrics(
         cut = int(images.shape[0] * (1 - HOLDOUT))
         test = images[order[cut:]], labels[order[cut:]]
         images, labels = images[order[:cut]], labels[order[:cut]]
-    all_images, _ = labelled_images(config, "train")
     reference = all_images[epoch_order(all_images.shape[0], seed + 1, 0)[:reference_samples]]
     key = {
         "dataset": config.dataset,
