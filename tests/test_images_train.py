@@ -101,7 +101,7 @@ TINY = [
 ]  # fmt: skip
 
 
-def test_cli_train_sample_eval_digits(tmp_path, capsys):
+def test_cli_train_sample_eval_digits(tmp_path, capsys, monkeypatch):
     run = tmp_path / "run"
     tiny = [a for a in TINY if a != "--no-tensorboard"]  # the grids also go to TensorBoard's image tab
     assert main(["train", "--dataset", "digits", "--out", str(run), *tiny]) == 0
@@ -119,6 +119,12 @@ def test_cli_train_sample_eval_digits(tmp_path, capsys):
         assert f["images"].dtype == np.uint8
 
     capsys.readouterr()
+    assert (run / "classifier.pt").is_file()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the run's cached classifier should have been used")
+
+    monkeypatch.setattr("wgangp.metrics.classifier.train_classifier", no_training)
     assert main(["eval", str(run), "--samples", "64", "--metric", "classifier"]) == 0
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["samples"] == 64 and metrics["classifier_accuracy"] > 0.9 and metrics["fd"] > 0
