@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench gpu-check clean
+.PHONY: demo test lint typecheck pytest bench gpu-check clean test-fid
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,4 +31,11 @@ bench: $(STAMP)
 	$(PY) benchmarks/step_speed.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(FID_VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# FID/KID/IS tests need torch-fidelity + torchvision, which import only with torch 2.14.1 here: their own venv.
+FID_VENV := .venv-fid
+test-fid:
+	test -x $(FID_VENV)/bin/python || $(PYTHON) -m venv $(FID_VENV)
+	$(FID_VENV)/bin/python -m pip install -q -c constraints-fid.txt -e '.[dev,fid]'
+	$(FID_VENV)/bin/python -m pytest -q tests/test_metrics_inception.py

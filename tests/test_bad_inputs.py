@@ -2,8 +2,8 @@
 
 Each row is one thing a user can get wrong (README: "Bad input → what happens"). The test snapshots the
 whole working directory, including a finished run, before and after the command and requires it to be
-byte-for-byte unchanged: nothing overwritten, removed, renamed or created. Image-data cases (folders,
-CIFAR/MNIST, ``.npy``) belong to the image datasets and are tested there.
+byte-for-byte unchanged: nothing overwritten, removed, renamed or created. Image-data cases are here too;
+their finer behaviour (mixed sizes and modes, a corrupt file among good ones) is in test_data_images.py.
 """
 
 from __future__ import annotations
@@ -65,6 +65,23 @@ def _evil_pickle(tmp: Path) -> None:
     torch.save({"format_version": 2, "step": 0, "x": Payload()}, tmp / "evil.pt")
 
 
+def _image_folder(*, corrupt_only: bool) -> Callable[[Path], None]:
+    def setup(tmp: Path) -> None:
+        folder = tmp / "imgs"
+        folder.mkdir()
+        (folder / "broken.png").write_bytes(b"not a png")
+        if corrupt_only:
+            (folder / "also_broken.jpg").write_bytes(b"\xff\xd8 truncated")
+
+    return setup
+
+
+def _npy(name: str, array: object) -> Callable[[Path], None]:
+    import numpy as np
+
+    return lambda tmp: np.save(tmp / name, np.asarray(array))
+
+
 def _locked_dir(tmp: Path) -> None:
     (tmp / "locked").mkdir()
     (tmp / "locked").chmod(0o555)
@@ -111,8 +128,8 @@ CASES = [
     Case("keep zero checkpoints", ["train", "--set", "keep_checkpoints=0"], "keep_checkpoints must be in"),
     Case("--set without =", ["train", "--set", "steps"], "--set takes key=value"),
     # Unknown names.
-    Case("unknown dataset (flag)", ["train", "--dataset", "mnist"], "argument --dataset: invalid choice"),
-    Case("unknown dataset (--set)", ["train", "--set", "dataset=cifar10"], "dataset must be one of"),
+    Case("unknown dataset (flag)", ["train", "--dataset", "imagenet"], "argument --dataset: invalid choice"),
+    Case("unknown dataset (--set)", ["train", "--set", "dataset=imagenet"], "dataset must be one of"),
     Case("unknown preset", ["train", "--preset", "huge"], "argument --preset: invalid choice"),
     Case("unknown loss (flag)", ["train", "--loss", "hinge"], "argument --loss: invalid choice"),
     Case("unknown loss (--set)", ["train", "--set", "loss=hinge"], "loss must be one of wgan-gp"),
@@ -184,6 +201,60 @@ CASES = [
         "no valid checkpoint in",
         _truncate_checkpoints,
     ),
+    # Image and vector data (the first read happens before the run directory is written).
+    Case("mnist without a path", ["train", "--dataset", "mnist"], "dataset mnist needs --data-path DIR"),
+    Case(
+        "missing data path",
+        ["train", "--dataset", "cifar10", "--data-path", "{tmp}/none"],
+        "is not a directory",
+    ),
+    Case(
+        "CIFAR dir with missing files",
+        ["train", "--dataset", "cifar10", "--data-path", "{tmp}/cifar"],
+        "data_batch_1",
+        lambda tmp: (tmp / "cifar").mkdir(),
+    ),
+    Case(
+        "MNIST dir with missing files",
+        ["train", "--dataset", "mnist", "--data-path", "{tmp}/mnist"],
+        "train-images-idx3-ubyte",
+        lambda tmp: (tmp / "mnist").mkdir(),
+    ),
+    Case(
+        "empty image folder",
+        ["train", "--dataset", "folder", "--data-path", "{tmp}/empty", "--set", "resolution=8"],
+        "folder:",
+        lambda tmp: (tmp / "empty").mkdir(),
+    ),
+    Case(
+        "folder of corrupt images only",
+        ["train", "--dataset", "folder", "--data-path", "{tmp}/imgs", "--set", "resolution=8"],
+        "folder:",
+        _image_folder(corrupt_only=True),
+    ),
+    Case(
+        ".npy with the wrong rank",
+        ["train", "--dataset", "vectors", "--data-path", "{tmp}/v.npy"],
+        "must hold a 2-d array",
+        _npy("v.npy", [1.0, 2.0, 3.0]),
+    ),
+    Case(
+        ".npy with non-finite values",
+        ["train", "--dataset", "vectors", "--data-path", "{tmp}/nan.npy"],
+        "non-finite value",
+        _npy("nan.npy", [[1.0, float("nan")]] * 300),
+    ),
+    Case(
+        "dataset smaller than a batch",
+        ["train", "--dataset", "vectors", "--data-path", "{tmp}/few.npy", "--set", "batch_size=64"],
+        "fewer than one batch",
+        _npy("few.npy", [[1.0, 2.0]] * 10),
+    ),
+    Case(
+        "resolution the model cannot make",
+        ["train", "--dataset", "digits", "--set", "resolution=12"],
+        "DCGAN models make 28×28 or 2^k×2^k images",
+    ),
     # Checkpoints given to eval and sample.
     Case("eval: no such run", ["eval", "{tmp}/none"], "run directory not found"),
     Case("eval: dir without checkpoint", ["eval", "{tmp}"], "has no checkpoint"),
@@ -220,7 +291,11 @@ CASES = [
     ),
     Case("eval: zero samples", ["eval", "{run}", "--samples", "0"], "--samples: must be a positive integer"),
     Case("sample: no such run", ["sample", "{tmp}/none", "--out", "{tmp}/s.npy"], "run directory not found"),
-    Case("sample: bad suffix", ["sample", "{run}", "--out", "{tmp}/s.txt"], "--out must end in .npy or .png"),
+    Case(
+        "sample: bad suffix",
+        ["sample", "{run}", "--out", "{tmp}/s.txt"],
+        "--out must end in .npy, .npz or .png",
+    ),
     Case(
         "sample: out is a dir",
         ["sample", "{run}", "--out", "{tmp}/d.npy"],

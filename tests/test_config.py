@@ -83,7 +83,7 @@ def test_parse_set(item, key, value):
         ({"sets": ["lr_critic=0"]}, "lr_critic must be in (0, inf)"),
         ({"sets": ["lr_generator=nan"]}, "lr_generator must be finite"),
         ({"sets": ["penalty_fraction=1.5"]}, "penalty_fraction must be in (0, 1]"),
-        ({"sets": ["dataset=mnist"]}, "dataset must be one of 8gaussians"),
+        ({"sets": ["dataset=imagenet"]}, "dataset must be one of 8gaussians"),
         ({"sets": ["device=tpu"]}, "device must be auto, cpu, cuda"),
         ({"loss": "hinge"}, "--loss must be one of"),
         ({"preset": "huge"}, "unknown preset 'huge'"),

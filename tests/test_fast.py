@@ -250,7 +250,7 @@ def test_speed_config_fields_parse_and_check():
     for bad in ("precision=fp8", "penalty_every=0", "lazy_adam_rescale=maybe", "step_mode=jit"):
         with pytest.raises(UserError):
             resolve_config("toy", sets=[bad])
-    with pytest.raises(UserError, match="compile must be a bool"):
+    with pytest.raises(UserError, match="compile must be true or false"):
         resolve_config("toy", overrides={"compile": 1})
 
 

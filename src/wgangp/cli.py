@@ -17,9 +17,9 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from wgangp.config import LOSS_RECIPES, PRESETS, TrainConfig, describe_fields, resolve_config
+from wgangp.config import DATASET_PRESETS, LOSS_RECIPES, PRESETS, TrainConfig, describe_fields, resolve_config
 from wgangp.errors import RunInterrupted, UserError
 
 __all__ = ["main"]
@@ -63,7 +63,7 @@ def _config_help() -> str:
 
 
 def _presets_help() -> str:
-    return "\n".join(f"  {name:<10} {text}" for name, (text, _) in PRESETS.items())
+    return "\n".join(f"  {name:<13} {text}" for name, (text, _) in PRESETS.items())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,9 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--preset",
         choices=list(PRESETS),
-        help="recipe to start from (default: fast; with --resume: the run's saved config)",
+        help="recipe to start from (default: fast; for an image --dataset, that dataset's preset; with --resume: the run's saved config)",
     )
-    train.add_argument("--dataset", choices=["8gaussians", "25gaussians", "swissroll"], help="training data")
+    train.add_argument("--dataset", choices=_DATASETS, help="training data")
+    train.add_argument("--data-path", metavar="PATH", help="where mnist/cifar10/folder/vectors data lie")
     train.add_argument(
         "--loss", choices=list(LOSS_RECIPES), help="objective; baselines bring their own optimizer recipe"
     )
@@ -141,15 +142,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--seed", type=_non_negative_int, default=0, help="seed for the eval samples")
     evaluate.add_argument("--device", help="auto | cpu | cuda")
+    evaluate.add_argument(
+        "--metric",
+        action="append",
+        choices=["classifier", "fid", "kid", "is"],
+        help="image metrics (repeatable; default: classifier): dataset-classifier FD/KID/classes, "
+        "or Inception FID/KID/IS (needs --inception-weights)",
+    )
+    evaluate.add_argument(
+        "--inception-weights",
+        metavar="FILE",
+        help="Inception-v3 weights for FID/KID/IS (torch-fidelity's file)",
+    )
 
-    sample = commands.add_parser("sample", help="draw samples from a run's generator to .npy or .png")
+    sample = commands.add_parser("sample", help="draw samples from a run's generator to .npy, .npz or .png")
     sample.add_argument(
         "run_dir",
         metavar="RUN_DIR",
         help="a run directory (its newest valid checkpoint) or a checkpoint file",
     )
     sample.add_argument("-n", type=_positive_int, default=1000, help="number of samples (default: 1000)")
-    sample.add_argument("--out", required=True, metavar="FILE", help="output file, .npy or .png")
+    sample.add_argument(
+        "--out", required=True, metavar="FILE", help="output file, .npy, .npz or .png (a grid for images)"
+    )
     sample.add_argument("--seed", type=_non_negative_int, default=0, help="seed for the latents")
     sample.add_argument("--device", help="auto | cpu | cuda")
 
@@ -170,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_DATASETS = ["8gaussians", "25gaussians", "swissroll", "digits", "mnist", "cifar10", "folder", "vectors"]
+
+
 def _version() -> str:
     from wgangp import __version__
 
@@ -187,6 +205,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         key: value
         for key, value in (
             ("dataset", args.dataset),
+            ("data_path", args.data_path),
             ("steps", args.steps),
             ("seed", args.seed),
             ("device", args.device),
@@ -200,7 +219,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if args.force:
             raise UserError("--force only applies to --resume")
         resume = None
-        config = resolve_config(args.preset or "fast", **layers)
+        preset = args.preset or DATASET_PRESETS.get(args.dataset or "", "fast")
+        config = resolve_config(preset, **layers)
         run_dir = Path(args.out) if args.out else default_run_dir(config)
     else:
         if args.overwrite or args.out:
@@ -233,10 +253,24 @@ def _print_summary(
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    from wgangp.data import TOY_DATASETS
     from wgangp.metrics.toy import toy_metrics
     from wgangp.run import load_run
 
     trainer = load_run(args.run_dir, device=args.device)
+    if trainer.config.dataset not in TOY_DATASETS:
+        from wgangp.imagerun import evaluate_run
+
+        metrics = evaluate_run(
+            trainer,
+            Path(args.run_dir),
+            metrics=args.metric or ["classifier"],
+            samples=args.samples,
+            seed=args.seed,
+            inception_weights=args.inception_weights,
+        )
+        print(json.dumps(metrics, indent=2))
+        return 0
     n = args.samples or trainer.config.eval_samples
     from wgangp.data.toy import ToySampler
 
@@ -253,8 +287,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     from wgangp.run import load_run
 
     out = Path(args.out)
-    if out.suffix not in (".npy", ".png"):
-        raise UserError(f"--out must end in .npy or .png; got {out.name}")
+    if out.suffix not in (".npy", ".npz", ".png"):
+        raise UserError(f"--out must end in .npy, .npz or .png; got {out.name}")
     if out.exists() and out.is_dir():
         raise UserError(f"--out {out} is a directory")
     trainer = load_run(args.run_dir, device=args.device)
@@ -263,6 +297,19 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         if out.suffix == ".npy":
             np.save(out, samples.numpy())
+        elif out.suffix == ".npz":
+            from wgangp.grid import to_uint8
+
+            arrays: dict[str, Any] = {
+                "samples": samples.numpy()
+            }  # [N, ...] as generated ([−1, 1] for images)
+            if samples.ndim == 4:
+                arrays["images"] = to_uint8(samples)  # [N, H, W, C] uint8
+            np.savez(out, **arrays)
+        elif samples.ndim == 4:
+            from wgangp.grid import save_grid
+
+            save_grid(samples, out)
         else:
             from wgangp.plots import plot_toy
 

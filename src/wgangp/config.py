@@ -26,6 +26,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 __all__ = [
+    "DATASET_PRESETS",
     "LOSS_RECIPES",
     "PRESETS",
     "TrainConfig",
@@ -56,7 +57,39 @@ class TrainConfig:
     """Everything that defines a training run. Defaults are the official toy recipe (gan_toy.py)."""
 
     # Data and models.
-    dataset: str = _f("8gaussians", "training data", choices=("8gaussians", "25gaussians", "swissroll"))
+    dataset: str = _f(
+        "8gaussians",
+        "training data: toy 2-d sets; digits (sklearn, embedded); mnist, cifar10, folder, vectors (data_path)",
+        choices=("8gaussians", "25gaussians", "swissroll", "digits", "mnist", "cifar10", "folder", "vectors"),
+    )
+    data_path: str = _f(
+        "",
+        "mnist: dir of idx files; cifar10: dir of python pickles; folder: image dir; vectors: .npy/.pt file",
+    )
+    model: str = _f(
+        "mlp",
+        "mlp (vectors) | dcgan | resnet (paper App. F) | resnet-pyramid (paper 64×64)",
+        choices=("mlp", "dcgan", "resnet", "resnet-pyramid"),
+    )
+    resolution: int = _f(
+        0, "image side in pixels; 0 = the dataset's own (digits 8, mnist 28, cifar10 32)", low=0
+    )
+    channels: int = _f(0, "image channels, 1 (gray) or 3 (RGB); 0 = the dataset's own", choices=(0, 1, 3))
+    conv_width: int = _f(
+        64, "base channels W of the conv models (official DIM: 64 MNIST/64px, 128 CIFAR)", low=1
+    )
+    generator_norm: Literal["batch", "none"] = _f(
+        "batch",
+        "normalisation in conv generators (paper: batch; official MNIST: none)",
+        choices=("batch", "none"),
+    )
+    dequantize: bool = _f(
+        False, "images as 2(x/256 − .5) + U(0, 1/128) (paper ResNet) instead of x/127.5 − 1"
+    )
+    hflip: bool = _f(False, "random horizontal flips of real images")
+    num_workers: int = _f(
+        0, "DataLoader worker processes for image folders (0 = load in the main process)", low=0
+    )
     latent_dim: int = _f(2, "generator input size, z ~ N(0, I) (toy: 2)", low=1)
     width: int = _f(512, "hidden units per MLP layer (paper: 512)", low=1)
     depth: int = _f(3, "hidden layers per MLP (paper: 3)", low=1)
@@ -99,6 +132,9 @@ class TrainConfig:
     beta2: float = _f(0.9, "Adam β2 (paper: 0.9)", low=0.0, high=1.0)
     n_critic: int = _f(5, "critic updates per generator update (paper: 5)", low=1)
     batch_size: int = _f(256, "samples per batch m (toy: 256)", low=1)
+    generator_batch_multiple: int = _f(
+        1, "generator batch = this × batch_size (paper ResNet: 2, i.e. 128 vs 64)", low=1
+    )
     steps: int = _f(100_000, "generator iterations (official toy code: 100000)", low=1)
     lr_decay: Literal["none", "linear"] = _f(
         "none",
@@ -145,6 +181,7 @@ class TrainConfig:
         False, "skip an update whose loss or gradient is non-finite instead of stopping the run"
     )
     eval_samples: int = _f(2000, "samples for W1 and mode metrics (n generated vs n real)", low=2)
+    grid_samples: int = _f(64, "images in each sample grid (a fixed latent batch)", low=1)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -162,6 +199,10 @@ class TrainConfig:
 def _check_value(f: dataclasses.Field[Any], value: Any) -> None:
     """Type and range check of one field; the error names the key and the allowed values."""
     kind = type(f.default)
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise UserError(f"{f.name} must be true or false; got {value!r}")
+        return
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
@@ -199,6 +240,31 @@ def describe_fields() -> list[tuple[str, str, Any, str]]:
     return rows
 
 
+_IMAGE_COMMON: dict[str, Any] = {
+    "latent_dim": 128,
+    "penalty_weight": 10.0,
+    "n_critic": 5,
+    "lr_critic": 1e-4,
+    "lr_generator": 1e-4,
+    "beta1": 0.5,
+    "beta2": 0.9,
+    "batch_size": 64,
+    "steps": 200_000,
+    "log_every": 100,
+    "eval_every": 5000,
+    "plot_every": 1000,
+    "checkpoint_every": 5000,
+    "eval_samples": 5000,
+}
+
+# The preset `wgangp train --dataset NAME` starts from when no --preset is given.
+DATASET_PRESETS: dict[str, str] = {
+    "digits": "digits",
+    "mnist": "mnist",
+    "cifar10": "cifar-dcgan",
+    "folder": "64px-resnet",
+}
+
 # Presets: the paper's and official code's recipes, and our tuned one. Each says what it follows.
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "toy": (
@@ -221,6 +287,76 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
             "steps": 2000,
             "eval_every": 250,
             "plot_every": 500,
+        },
+    ),
+    # Images (Gulrajani et al. 2017, Sec. 5 and App. F; official gan_mnist.py, gan_cifar.py,
+    # gan_cifar_resnet.py, gan_64x64.py). All use λ = 10, n_critic = 5 and 128-d latents.
+    "digits": (
+        "tuned for CPU: sklearn's 8×8 digits at their own size, a small DCGAN (W=32), Adam 1e-3 (0.5, 0.9), λ=10",
+        {
+            **_IMAGE_COMMON,
+            "dataset": "digits",
+            "model": "dcgan",
+            "resolution": 8,
+            "conv_width": 32,
+            "latent_dim": 64,
+            "lr_critic": 1e-3,
+            "lr_generator": 1e-3,
+            "batch_size": 64,
+            "steps": 2000,
+            "eval_every": 100,
+            "plot_every": 250,
+            "log_every": 50,
+            "eval_samples": 1000,
+        },
+    ),
+    "mnist": (
+        "official gan_mnist.py: DCGAN W=64 (no BN in G), batch 50, Adam 1e-4 (0.5, 0.9), 200k iterations",
+        {
+            **_IMAGE_COMMON,
+            "dataset": "mnist",
+            "model": "dcgan",
+            "resolution": 28,
+            "conv_width": 64,
+            "generator_norm": "none",
+            "batch_size": 50,
+            "steps": 200_000,
+        },
+    ),
+    "cifar-dcgan": (
+        "official gan_cifar.py: DCGAN W=128 (BN in G), batch 64, Adam 1e-4 (0.5, 0.9), 200k iterations",
+        {**_IMAGE_COMMON, "dataset": "cifar10", "model": "dcgan", "resolution": 32, "conv_width": 128},
+    ),
+    "cifar-resnet": (
+        "paper App. F / gan_cifar_resnet.py: ResNet W=128, batch 64 (G 128), Adam 2e-4 (0, 0.9) decayed "
+        "linearly to 0 over 100k iterations, dequantised inputs",
+        {
+            **_IMAGE_COMMON,
+            "dataset": "cifar10",
+            "model": "resnet",
+            "resolution": 32,
+            "conv_width": 128,
+            "generator_batch_multiple": 2,
+            "lr_critic": 2e-4,
+            "lr_generator": 2e-4,
+            "beta1": 0.0,
+            "lr_decay": "linear",
+            "dequantize": True,
+            "steps": 100_000,
+        },
+    ),
+    "64px-resnet": (
+        "official gan_64x64.py: pyramid ResNet W=64, LayerNorm critic, batch 64, Adam 1e-4 (0, 0.9), "
+        "200k iterations; an image folder (--data-path DIR)",
+        {
+            **_IMAGE_COMMON,
+            "dataset": "folder",
+            "model": "resnet-pyramid",
+            "resolution": 64,
+            "channels": 3,
+            "conv_width": 64,
+            "critic_norm": "layer",
+            "beta1": 0.0,
         },
     ),
 }
@@ -285,7 +421,16 @@ def parse_set(item: str) -> tuple[str, Any]:
     return key, value
 
 
-_BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+_BOOLS = {
+    "true": True,
+    "1": True,
+    "yes": True,
+    "on": True,
+    "false": False,
+    "0": False,
+    "no": False,
+    "off": False,
+}
 
 
 def _is_integral(text: str) -> bool:

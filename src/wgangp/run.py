@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import torch
 from torch import Tensor
@@ -24,6 +24,7 @@ from wgangp.checkpoint import (
     restore_global_rng,
 )
 from wgangp.config import TrainConfig, config_from_dict
+from wgangp.data import TOY_DATASETS
 from wgangp.data.toy import ToySampler
 from wgangp.errors import RunInterrupted, UserError
 from wgangp.faults import all_finite, first_nonfinite
@@ -33,11 +34,14 @@ from wgangp.resume import ResumePoint, check_resume, restore_trainer, rewind_met
 from wgangp.runlog import RunLogger, read_metrics
 from wgangp.trainer import Trainer
 
+if TYPE_CHECKING:
+    from wgangp.imagerun import DataEvaluator
+
 __all__ = ["RunResult", "ToyEvaluator", "default_run_dir", "load_run", "prepare_run_dir", "train"]
 
 CONFIG_NAME = "config.json"
 EVAL_SEED_OFFSET = 1_000_003  # fixed eval latents and real points: comparable across steps and runs
-BEST_METRIC = "w1"  # the eval metric best.pt is kept by; lower is better
+BEST_METRICS = ("fd", "w1")  # best.pt is kept by the first of these an eval reports; lower is better
 EXIT_NONFINITE = 3  # the exit code of a run stopped by a non-finite loss, penalty or gradient
 
 
@@ -115,7 +119,7 @@ class _Bookkeeping:
     """The run loop's own state, checkpointed so a resumed run logs exactly what an unbroken one would.
 
     ``window`` sums each stat since the last log row (a key can be missing from a step whose update was
-    skipped, hence the per-key counts); ``best`` is the best eval value of :data:`BEST_METRIC` so far.
+    skipped, hence the per-key counts); ``best`` is the best eval value of :data:`BEST_METRICS` so far.
     """
 
     def __init__(self) -> None:
@@ -136,7 +140,7 @@ class _Bookkeeping:
         return row
 
     def improves(self, metrics: dict[str, float]) -> bool:
-        value = metrics.get(BEST_METRIC)
+        value = next((metrics[key] for key in BEST_METRICS if key in metrics), None)
         if value is None or not math.isfinite(value) or (self.best is not None and value >= self.best):
             return False
         self.best = value
@@ -178,7 +182,10 @@ def train(
 
     from wgangp.plots import plot_curves, plot_toy
 
+    toy = config.dataset in TOY_DATASETS
     trainer = Trainer(config)
+    if not toy:
+        trainer.data.load()  # type: ignore[union-attr]  # a bad data path fails before any file is written
     books = _Bookkeeping()
     if resume is None:
         run_dir = prepare_run_dir(run_dir, config, overwrite=overwrite)
@@ -199,7 +206,13 @@ def train(
             _write_config(run_dir, config)
         except OSError as err:
             raise UserError(f"cannot write to run directory {run_dir}: {err.strerror or err}") from None
-    evaluate = ToyEvaluator(config)
+    evaluate: ToyEvaluator | DataEvaluator
+    if toy:
+        evaluate = ToyEvaluator(config)
+    else:
+        from wgangp.imagerun import DataEvaluator
+
+        evaluate = DataEvaluator(config, trainer.data, run_dir)  # type: ignore[arg-type]
     plots: list[Path] = []
     metrics: dict[str, float] = {}
     start = time.perf_counter() - books.seconds
@@ -210,7 +223,12 @@ def train(
             "run": books.state_dict(time.perf_counter() - start),
         }
 
-    def draw(name: str) -> None:
+    def draw(name: str, log: RunLogger | None = None) -> None:
+        if not toy:
+            assert isinstance(evaluate, DataEvaluator)
+            path = evaluate.draw(trainer, run_dir / "samples" / f"{name}.png", log)
+            plots.extend([path] if path else [])
+            return
         fake = trainer.sample(config.eval_samples, seed=evaluate.seed).cpu()
         path = run_dir / "plots" / f"{name}.png"
         plot_toy(
@@ -271,7 +289,7 @@ def train(
 
             # Plot and save a checkpoint (also when a stop signal came: then leave).
             if step % config.plot_every == 0 and not last:
-                draw(f"step_{step:07d}")
+                draw(f"step_{step:07d}", log)
             if step % config.checkpoint_every == 0 or last or stopping:
                 if not all_finite([*trainer.generator.parameters(), *trainer.critic.parameters()]):
                     _stop_nonfinite("weights (a non-finite gradient)", step, store)
@@ -283,13 +301,13 @@ def train(
                     exit_code=stop.exit_code,
                 )
 
-    seconds = time.perf_counter() - start
-    draw("final")
+        seconds = time.perf_counter() - start
+        draw("final", log)
     curves = run_dir / "plots" / "curves.png"
     plot_curves(
         curves,
         read_metrics(run_dir),
-        keys=("wasserstein", "grad_norm", "critic_loss", "generator_loss", "w1"),
+        keys=("wasserstein", "grad_norm", "critic_loss", "generator_loss", "w1", "fd", "classes_covered"),
     )
     plots.append(curves)
     summary = {"steps": trainer.step, "seconds": seconds, **metrics}

@@ -35,6 +35,11 @@ class RunLogger:
                 if isinstance(value, (int, float)) and math.isfinite(value):
                     self._writer.add_scalar(f"{group}/{key}", value, step)
 
+    def write_image(self, tag: str, image: Any, step: int) -> None:
+        """An ``uint8 [H, W, C]`` image to TensorBoard (if it is on); metrics.jsonl holds no pictures."""
+        if self._writer is not None:
+            self._writer.add_image(tag, image, step, dataformats="HWC")
+
     def close(self) -> None:
         self._file.close()
         if self._writer is not None:

@@ -14,13 +14,13 @@ from torch import Tensor, nn
 
 from wgangp.checkpoint import CHECKPOINT_FORMAT
 from wgangp.config import TrainConfig
-from wgangp.data.toy import ToySampler
+from wgangp.data import build_sampler, data_shape
 from wgangp.errors import UserError
 from wgangp.fast.paths import build_fast_iteration, build_optimizer, choose_step_path
 from wgangp.fast.step import Networks
 from wgangp.faults import all_finite
 from wgangp.losses import clip_weights_, critic_loss, generator_loss
-from wgangp.models.mlp import MLPCritic, MLPGenerator
+from wgangp.models import build_models as _build_models
 from wgangp.penalty import check_critic, gradient_norms, gradient_penalty
 
 __all__ = ["CHECKPOINT_FORMAT", "Trainer", "build_models", "resolve_device"]
@@ -37,12 +37,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 def build_models(config: TrainConfig) -> tuple[nn.Module, nn.Module]:
-    """The generator and critic for ``config``, initialised from ``config.seed`` alone."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        generator = MLPGenerator(config.latent_dim, 2, width=config.width, depth=config.depth)
-        critic = MLPCritic(2, width=config.width, depth=config.depth, norm=config.critic_norm)
-    return generator, critic
+    """The generator and critic for ``config`` and its data's shape, initialised from ``config.seed`` alone."""
+    return _build_models(config, data_shape(config))
 
 
 def _ema_copy(module: nn.Module) -> nn.Module:
@@ -101,7 +97,7 @@ class Trainer:
         self.noise = torch.Generator(device=self.device).manual_seed(config.seed + 1)
         # The graph path copies host batches into its static buffer itself, without blocking the host.
         data_device = torch.device("cpu") if self.step_path == "graph" else self.device
-        self.data = ToySampler(config.dataset, config.batch_size, seed=config.seed + 2, device=data_device)
+        self.data = build_sampler(config, data_device)
         self.step = 0  # completed generator iterations
         self.skipped_updates = 0  # critic and generator updates dropped by ``skip_nonfinite``
         self.nets = Networks.with_scalers(
@@ -122,9 +118,9 @@ class Trainer:
         Returns ``{}`` for an update dropped by ``skip_nonfinite``.
         """
         cfg = self.config
-        real = self.data()  # [B, 2]
+        real = self.data()  # [B, ...]: [B, 2] toy, [B, C, R, R] images
         with torch.no_grad():
-            fake = self.generator(self.latents(real.shape[0]))  # [B, 2]
+            fake = self.generator(self.latents(real.shape[0]))  # [B, ...]
         # One forward for both halves: the same math (no BatchNorm, checked) with half the launches.
         scores = self.critic(torch.cat([real, fake]))  # [2B]
         real_scores, fake_scores = scores.split(real.shape[0])
@@ -161,7 +157,8 @@ class Trainer:
     def generator_step(self) -> dict[str, Tensor]:
         """One generator update with the critic frozen (Algorithm 1, lines 11–12); ``{}`` if skipped."""
         self.critic.requires_grad_(False)
-        fake = self.generator(self.latents(self.config.batch_size))
+        # The paper's ResNet recipe updates G on twice the critic's batch (generator_batch_multiple).
+        fake = self.generator(self.latents(self.config.batch_size * self.config.generator_batch_multiple))
         loss = generator_loss(self.config.loss, self.critic(fake))
         self.generator_opt.zero_grad(set_to_none=True)
         loss.backward()

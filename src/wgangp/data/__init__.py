@@ -1,5 +1,118 @@
-"""Data sources: the paper's 2-d toy distributions (generated, no download)."""
+"""Data sources: the paper's 2-d toy distributions (generated), images and vectors (read, never downloaded).
 
+:func:`build_sampler` returns the sampler a config asks for; every sampler has ``sampler() -> batch``,
+``sample(n)``, ``state_dict()`` and ``load_state_dict()``. :func:`data_shape` gives one sample's shape.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from wgangp.data.images import (
+    IMAGE_DATASETS,
+    LABELLED_DATASETS,
+    NATIVE,
+    FolderImages,
+    convert_images,
+    load_cifar10,
+    load_digits,
+    load_mnist,
+    load_vectors,
+    vector_shape,
+)
+from wgangp.data.sampler import ArraySampler, Source
 from wgangp.data.toy import TOY_DATASETS, ToySampler, mode_centres, mode_std
+from wgangp.errors import UserError
 
-__all__ = ["TOY_DATASETS", "ToySampler", "mode_centres", "mode_std"]
+if TYPE_CHECKING:
+    from wgangp.config import TrainConfig
+
+__all__ = [
+    "IMAGE_DATASETS",
+    "LABELLED_DATASETS",
+    "TOY_DATASETS",
+    "ArraySampler",
+    "ToySampler",
+    "build_sampler",
+    "data_shape",
+    "image_geometry",
+    "is_image_dataset",
+    "labelled_images",
+    "mode_centres",
+    "mode_std",
+]
+
+DATA_SEED_OFFSET = 2  # the data stream's seed is config.seed + 2 (the trainer's convention)
+
+
+def is_image_dataset(name: str) -> bool:
+    return name in IMAGE_DATASETS
+
+
+def image_geometry(config: TrainConfig) -> tuple[int, int]:
+    """``(resolution, channels)`` of the images a config trains on (0 in the config = the dataset's own)."""
+    native_side, native_channels = NATIVE[config.dataset]
+    resolution = config.resolution or native_side
+    if resolution == 0:
+        raise UserError(f"dataset {config.dataset} needs a size: --set resolution=R (e.g. 64)")
+    return resolution, config.channels or native_channels
+
+
+def data_shape(config: TrainConfig) -> tuple[int, ...]:
+    """One sample's shape: ``(2,)`` toy, ``(D,)`` vectors (from the file header), ``(C, R, R)`` images."""
+    if config.dataset in TOY_DATASETS:
+        return (2,)
+    if config.dataset == "vectors":
+        return (vector_shape(config.data_path)[1],)
+    resolution, channels = image_geometry(config)
+    return (channels, resolution, resolution)
+
+
+def _images(config: TrainConfig, split: str = "train") -> tuple[Tensor, Tensor | None]:
+    """An in-memory labelled set at the config's geometry: uint8 ``[N, C, R, R]`` and labels ``[N]``."""
+    resolution, channels = image_geometry(config)
+    if config.dataset == "digits":
+        images, labels = load_digits()
+    elif config.dataset == "mnist":
+        images, labels = load_mnist(config.data_path, split)
+    elif config.dataset == "cifar10":
+        images, labels = load_cifar10(config.data_path, split)
+    else:
+        raise UserError(f"{config.dataset} is not an in-memory labelled image dataset")
+    return convert_images(images, resolution, channels), labels
+
+
+def labelled_images(config: TrainConfig, split: str) -> tuple[Tensor, Tensor]:
+    """uint8 images and labels of a labelled dataset's ``split`` (train or test), at the config's geometry."""
+    images, labels = _images(config, split)
+    assert labels is not None
+    return images, labels
+
+
+def build_sampler(config: TrainConfig, device: torch.device | str = "cpu") -> ToySampler | ArraySampler:
+    """The training data stream of ``config``, seeded by ``config.seed + 2``; image data load on first use."""
+    seed = config.seed + DATA_SEED_OFFSET
+    if config.dataset in TOY_DATASETS:
+        return ToySampler(config.dataset, config.batch_size, seed=seed, device=device)
+
+    def load() -> Source:
+        if config.dataset == "vectors":
+            return load_vectors(config.data_path)
+        if config.dataset == "folder":
+            resolution, channels = image_geometry(config)
+            return FolderImages(config.data_path, resolution, channels)
+        return _images(config)[0]
+
+    return ArraySampler(
+        load,
+        config.batch_size,
+        seed=seed,
+        device=device,
+        images=config.dataset != "vectors",
+        dequantize=config.dequantize,
+        hflip=config.hflip,
+        num_workers=config.num_workers,
+    )

@@ -1,0 +1,188 @@
+"""Endless, reshuffled, resumable batches of a finite dataset (images or vectors).
+
+Order: epoch ``e`` visits the samples in ``randperm(N)`` drawn from a generator seeded by ``(seed, e)``,
+in ``N // batch_size`` full batches (the remainder is dropped, as the official code's loaders do). The
+sampler's state is ``(epoch, position)`` plus the augmentation generator's state, so a resumed run sees
+exactly the batches the uninterrupted one would have seen.
+
+In-memory sets are indexed directly; a lazily decoded set (an image folder) goes through one endless
+``DataLoader`` whose workers decode while the model trains. Augmentations run on the whole batch in the
+main process with the sampler's own ``torch.Generator`` (so workers never hold random state):
+
+- images to floats: ``x/127.5 − 1`` ∈ [−1, 1], or the paper's dequantisation
+  ``2(x/256 − ½) + U(0, 1/128)`` ∈ [−1, 1) (gan_cifar_resnet.py);
+- horizontal flips with probability ½.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from wgangp.errors import UserError
+
+__all__ = ["ArraySampler", "epoch_order"]
+
+
+class ItemSource(Protocol):
+    """A lazily decoded dataset (e.g. :class:`~wgangp.data.images.FolderImages`): uint8 items ``[C, R, R]``."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> Tensor: ...
+
+
+Source = Tensor | ItemSource
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> Tensor:
+    """The permutation of ``range(n)`` used in ``epoch``: a function of ``(seed, epoch)`` alone."""
+    state = np.random.SeedSequence([seed, epoch]).generate_state(2, dtype=np.uint32)
+    g = torch.Generator().manual_seed(int(state[0]) << 31 ^ int(state[1]))
+    return torch.randperm(n, generator=g)
+
+
+class _EndlessBatches:
+    """Index batches from ``(epoch, position)`` on, forever; a ``DataLoader`` batch sampler."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, epoch: int, position: int) -> None:
+        self.n, self.batch_size, self.seed, self.epoch, self.position = n, batch_size, seed, epoch, position
+
+    def __iter__(self) -> Iterator[list[int]]:
+        epoch, position = self.epoch, self.position
+        per_epoch = self.n // self.batch_size
+        while True:
+            order = epoch_order(self.n, self.seed, epoch)
+            for b in range(position, per_epoch):
+                yield order[b * self.batch_size : (b + 1) * self.batch_size].tolist()
+            epoch, position = epoch + 1, 0
+
+
+class ArraySampler:
+    """Batches of a finite dataset, endlessly, reshuffled every epoch (see the module docstring).
+
+    Args:
+        load: returns the data when first needed: a tensor ``[N, ...]`` (uint8 images ``[N, C, R, R]``
+            or float vectors ``[N, D]``) or a ``Dataset`` of uint8 images.
+        batch_size: samples per ``sampler()`` call.
+        seed: seeds the epoch order and the augmentation generator.
+        device: where batches are returned.
+        images: convert uint8 images to [−1, 1] floats (and allow the augmentations).
+        dequantize, hflip: the paper's augmentations (images only).
+        num_workers: ``DataLoader`` workers for a ``Dataset`` source.
+
+    Returns from ``sampler()``: float32 ``[batch_size, ...]`` on ``device``.
+    """
+
+    def __init__(
+        self,
+        load: Callable[[], Source],
+        batch_size: int,
+        *,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+        images: bool = True,
+        dequantize: bool = False,
+        hflip: bool = False,
+        num_workers: int = 0,
+    ) -> None:
+        self._load = load
+        self.batch_size, self.seed, self.device = batch_size, seed, torch.device(device)
+        self.images, self.dequantize, self.hflip, self.num_workers = images, dequantize, hflip, num_workers
+        self.augment = torch.Generator().manual_seed(seed)
+        self.epoch, self.position = 0, 0  # batches already returned in this epoch
+        self._data: Source | None = None
+        self._batches: Iterator[Any] | None = None
+
+    def load(self) -> Source:
+        """Read the data now (errors surface here, before a run writes anything)."""
+        if self._data is None:
+            data = self._load()
+            n = len(data)
+            if n < self.batch_size:
+                raise UserError(f"the dataset has {n} samples, fewer than one batch ({self.batch_size})")
+            self._data = data
+        return self._data
+
+    def __len__(self) -> int:
+        return len(self.load())
+
+    def __call__(self) -> Tensor:
+        if self._batches is None:
+            self._batches = self._start()
+        raw = next(self._batches)
+        self.position += 1
+        if self.position == len(self) // self.batch_size:
+            self.epoch, self.position = self.epoch + 1, 0
+        return self._to_float(raw, augment=True)
+
+    def _start(self) -> Iterator[Any]:
+        data = self.load()
+        order = _EndlessBatches(len(data), self.batch_size, self.seed, self.epoch, self.position)
+        if isinstance(data, Tensor):
+            return (data[idx] for idx in order)
+        loader: DataLoader[Tensor] = DataLoader(
+            data,  # type: ignore[arg-type]
+            batch_sampler=order,
+            num_workers=self.num_workers,
+            persistent_workers=False,
+            pin_memory=self.device.type == "cuda",
+        )
+        return iter(loader)
+
+    def sample(self, n: int) -> Tensor:
+        """``n`` random samples (without replacement while ``n ≤ N``), augmented; advances the augment RNG."""
+        size = len(self)
+        idx = torch.cat([torch.randperm(size, generator=self.augment) for _ in range(-(-n // size))])[:n]
+        return self._to_float(self._gather(idx), augment=True)
+
+    def reference(self, n: int, *, seed: int) -> Tensor:
+        """Up to ``n`` samples in an order fixed by ``seed``, not augmented; the sampler's state is untouched."""
+        size = len(self)
+        idx = epoch_order(size, seed, 0)[: min(n, size)]
+        return self._to_float(self._gather(idx), augment=False, device=torch.device("cpu"))
+
+    def _gather(self, idx: Tensor) -> Tensor:
+        data = self.load()
+        if isinstance(data, Tensor):
+            return data[idx]
+        return torch.stack([data[int(i)] for i in idx])
+
+    def _to_float(self, raw: Tensor, *, augment: bool, device: torch.device | None = None) -> Tensor:
+        device = self.device if device is None else device
+        if not self.images:
+            return raw.to(device, torch.float32)
+        x = raw.to(torch.float32)  # [B, C, R, R] in 0..255
+        if self.dequantize:
+            # Without augmentation, the noise's mean 1/256 stands in for the noise.
+            noise = torch.rand(x.shape, generator=self.augment) if augment else torch.full_like(x, 0.5)
+            x = x / 128.0 - 1.0 + noise / 128.0
+        else:
+            x = x / 127.5 - 1.0
+        if augment and self.hflip:
+            flip = torch.rand(x.shape[0], generator=self.augment) < 0.5  # [B]
+            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+        return x.to(device)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "array",
+            "epoch": self.epoch,
+            "position": self.position,
+            "augment": self.augment.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("kind") != "array":
+            raise ValueError(f"state is for a {state.get('kind', 'toy')!r} sampler, not a dataset sampler")
+        self.epoch, self.position = int(state["epoch"]), int(state["position"])
+        self.augment.set_state(state["augment"].to("cpu").clone())
+        self._batches = None  # restart the stream at the restored position
+
+    def __repr__(self) -> str:
+        return f"ArraySampler(batch_size={self.batch_size}, seed={self.seed}, epoch={self.epoch}, position={self.position})"
