@@ -60,6 +60,8 @@ METHOD_LABELS: dict[str, str] = {
 }
 # The datasets `compare` accepts; a new DatasetKind adds its names here and a branch in dataset_kind().
 COMPARE_DATASETS: tuple[str, ...] = TOY_DATASETS
+# Points per panel in the samples figure.
+SAMPLES_DRAWN = 500
 # The training stats drawn as curves, in panel order (mean ‖∇D(x̂)‖ is probed the same way for every loss).
 CURVE_KEYS: tuple[str, ...] = ("wasserstein", "grad_norm", "critic_loss", "generator_loss")
 
@@ -124,8 +126,11 @@ class ToyKind:
     def draw_samples(self, ax: Axes, trainer: Trainer, *, title: str) -> None:
         from wgangp.plots import draw_toy
 
-        fake = trainer.sample(self.config.eval_samples, seed=self.evaluator.seed).cpu()
-        draw_toy(ax, self.evaluator.real, fake, trainer.critic, title=title, colorbar=False, legend=False)
+        # A few hundred points show the shape; thousands only make the PNG (and the HTML) heavy.
+        n = min(self.config.eval_samples, SAMPLES_DRAWN)
+        fake = trainer.sample(n, seed=self.evaluator.seed).cpu()
+        real = self.evaluator.real[:n]
+        draw_toy(ax, real, fake, trainer.critic, title=title, colorbar=False, legend=False, resolution=96)
 
 
 def dataset_kind(config: TrainConfig) -> DatasetKind:

@@ -37,7 +37,7 @@ def plot_compare_samples(path: Path, kind: DatasetKind, pictures: Sequence[tuple
     """One panel per (seed, method): rows are seeds, columns methods, drawn by ``kind.draw_samples``."""
     methods = list(dict.fromkeys(m for m, _, _ in pictures))
     seeds = list(dict.fromkeys(s for _, s, _ in pictures))
-    fig = new_figure(3.4 * len(methods), 3.4 * len(seeds))
+    fig = new_figure(3.0 * len(methods), 3.0 * len(seeds))
     for method, seed, trainer in pictures:
         index = seeds.index(seed) * len(methods) + methods.index(method) + 1
         ax = fig.add_subplot(len(seeds), len(methods), index)
@@ -164,7 +164,7 @@ def _intro(results: dict[str, Any]) -> list[str]:
         "Same networks, data stream and seed for every method; each uses its own optimizer recipe: "
         + "; ".join(_recipe(m, results["configs"][m]) for m in results["methods"])
         + ".",
-        f"torch {env['torch']} on {env['device']} ({env['threads']} threads).",
+        f"torch {env['torch']} on {env['device']}, {env['threads']} CPU thread(s).",
     ]
 
 
