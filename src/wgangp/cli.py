@@ -328,16 +328,18 @@ def _cmd_figure(args: argparse.Namespace) -> int:
         if value is not None
     }
     if args.which == "1a":
-        path, summary = write_figure_1a(
-            out, iterations=args.iterations or 1000, resolution=args.resolution, **options
-        )
+        if args.iterations is not None:
+            options["iterations"] = args.iterations
+        path, summary = write_figure_1a(out, resolution=args.resolution, **options)
         for row in summary["panels"]:
             print(
                 f"{row['dataset']:<12} {row['loss']:<10} W estimate {row['w_estimate']:.4g}  "
                 f"max ‖∇D‖ {row['lipschitz']:.4g}  recovers {row['recovered']:.1%} of W1 = {row['w1']:.4g}"
             )
     else:
-        path, summary = write_figure_1b(out, steps=args.iterations or 200, **options)
+        if args.iterations is not None:
+            options["steps"] = args.iterations
+        path, summary = write_figure_1b(out, **options)
         for row in summary["runs"]:
             bound = "" if row["fraction_at_bound"] is None else f"  at ±c: {row['fraction_at_bound']:.1%}"
             print(f"{row['label']:<28} layer-norm span ×{row['span']:.3g} ({row['trend']}){bound}")
