@@ -111,7 +111,9 @@ def _table_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     for method in results["methods"]:
         summary = results["summary"][method]
         cells = [format_mean_std(summary[m["key"]]) for m in results["metrics"]]
-        cells += [format_mean_std(summary["steps"], digits=6), format_mean_std(summary["seconds"])]
+        steps = summary["steps"]
+        iterations = f"{steps['mean']:.0f}" + (f" ± {steps['std']:.0f}" if steps["n"] > 1 else "")
+        cells += [iterations, format_mean_std(summary["seconds"])]
         diverged = sum(1 for r in results["runs"][method] if r["diverged"])
         name = _label(method) + (f" ({diverged} diverged)" if diverged else "")
         rows.append([name, *cells])
