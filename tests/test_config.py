@@ -61,6 +61,8 @@ def test_presets_resolve(preset):
         ("lr-critic=3e-4", "lr_critic", 3e-4),
         ("loss=gan", "loss", "gan"),
         ("penalty_weight=10", "penalty_weight", 10.0),
+        ("skip-nonfinite=true", "skip_nonfinite", True),
+        ("skip_nonfinite=0", "skip_nonfinite", False),
     ],
 )
 def test_parse_set(item, key, value):

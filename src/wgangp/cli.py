@@ -1,7 +1,12 @@
-"""The ``wgangp`` command: ``train``, ``eval``, ``sample``, ``compare``, ``figure`` and ``presets``.
+"""The ``wgangp`` command: ``train``, ``eval``, ``sample``, ``compare``, ``figure``, ``bench`` and ``presets``.
 
-Every mistake a user can make ends in one line on stderr and exit code 2 (3 for a run that went
-non-finite, 130 for an interrupt), never a traceback.
+Every mistake a user can make ends in one line on stderr and a non-zero exit code, never a traceback:
+
+    0    done
+    2    bad input: option, config, file, run directory; also a checkpoint write that failed (disk full)
+    3    a non-finite loss, penalty or gradient stopped the run (the last good checkpoint is kept)
+    130  SIGINT (Ctrl-C): the current step finished and a checkpoint was written (a second one stops at once)
+    143  SIGTERM: the same
 """
 
 from __future__ import annotations
@@ -9,12 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
 from wgangp.config import LOSS_RECIPES, PRESETS, TrainConfig, describe_fields, resolve_config
-from wgangp.errors import UserError
+from wgangp.errors import RunInterrupted, UserError
 
 __all__ = ["main"]
 
@@ -71,11 +77,17 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         help="train a GAN (default: WGAN-GP on 8 gaussians, preset 'fast')",
         description="Train a WGAN-GP (or a baseline) per Algorithm 1 of Gulrajani et al. 2017.",
-        epilog="Presets:\n" + _presets_help() + "\n\nAll keys: wgangp train --help-config",
+        epilog="Presets:\n"
+        + _presets_help()
+        + "\n\nAll keys: wgangp train --help-config"
+        + "\nExit codes: 0 done, 2 bad input or a failed write, 3 non-finite loss/penalty/gradient,"
+        + " 130 SIGINT, 143 SIGTERM (after finishing the step and writing a checkpoint)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     train.add_argument(
-        "--preset", default="fast", choices=list(PRESETS), help="recipe to start from (default: fast)"
+        "--preset",
+        choices=list(PRESETS),
+        help="recipe to start from (default: fast; with --resume: the run's saved config)",
     )
     train.add_argument("--dataset", choices=["8gaussians", "25gaussians", "swissroll"], help="training data")
     train.add_argument(
@@ -85,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=_non_negative_int, help="seed for data, noise and weights")
     train.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     train.add_argument(
+        "--precision", choices=["fp32", "bf16", "fp16"], help="arithmetic of the networks (default: fp32)"
+    )
+    train.add_argument(
         "--config", metavar="FILE", help="TOML file of config keys (top level or a [train] table)"
     )
     train.add_argument(
@@ -92,6 +107,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--out", metavar="DIR", help="run directory (default: runs/<dataset>-<loss>-<time>)")
     train.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    train.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue RUN_DIR from its newest valid checkpoint, with its saved config and any "
+        "run-control changes given (--steps to extend it)",
+    )
+    train.add_argument(
+        "--force", action="store_true", help="with --resume: allow changes to the model, data or loss"
+    )
+    train.add_argument(
+        "--skip-nonfinite",
+        action="store_true",
+        default=None,
+        help="skip updates with a non-finite loss or gradient (counted in the metrics) instead of stopping",
+    )
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard events")
     train.add_argument(
@@ -101,7 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser(
         "eval", help="metrics of a run's saved generator (toy: W1, modes, quality)"
     )
-    evaluate.add_argument("run_dir", metavar="RUN_DIR")
+    evaluate.add_argument(
+        "run_dir",
+        metavar="RUN_DIR",
+        help="a run directory (its newest valid checkpoint) or a checkpoint file",
+    )
     evaluate.add_argument(
         "--samples", type=_positive_int, help="generated and real samples (default: the run's)"
     )
@@ -109,13 +143,31 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", help="auto | cpu | cuda")
 
     sample = commands.add_parser("sample", help="draw samples from a run's generator to .npy or .png")
-    sample.add_argument("run_dir", metavar="RUN_DIR")
+    sample.add_argument(
+        "run_dir",
+        metavar="RUN_DIR",
+        help="a run directory (its newest valid checkpoint) or a checkpoint file",
+    )
     sample.add_argument("-n", type=_positive_int, default=1000, help="number of samples (default: 1000)")
     sample.add_argument("--out", required=True, metavar="FILE", help="output file, .npy or .png")
     sample.add_argument("--seed", type=_non_negative_int, default=0, help="seed for the latents")
     sample.add_argument("--device", help="auto | cpu | cuda")
 
     _add_compare_parsers(commands)
+
+    bench = commands.add_parser(
+        "bench",
+        help="time a generator iteration per step path against the seed-style plain loop (toy MLP)",
+        description="ms per generator iteration (toy MLP, batch 256) for each step path, with ratios against "
+        "a plain seed-style loop, peak memory and FLOPs. Image models: benchmarks/step_speed.py.",
+    )
+    bench.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    bench.add_argument("--paths", nargs="+", metavar="PATH", help="step paths (default: all the device runs)")
+    bench.add_argument("--reps", type=_positive_int, default=5, help="interleaved repetitions (default: 5)")
+    bench.add_argument(
+        "--iters", type=_positive_int, default=5, help="iterations per repetition (default: 5)"
+    )
+
     commands.add_parser("presets", help="list the presets")
     return parser
 
@@ -196,6 +248,7 @@ def _version() -> str:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from wgangp.resume import find_resume_point
     from wgangp.run import default_run_dir, train
 
     if args.help_config:
@@ -208,17 +261,30 @@ def _cmd_train(args: argparse.Namespace) -> int:
             ("steps", args.steps),
             ("seed", args.seed),
             ("device", args.device),
+            ("skip_nonfinite", args.skip_nonfinite),
+            ("precision", args.precision),
         )
         if value is not None
     }
-    config = resolve_config(
-        args.preset, loss=args.loss, config_file=args.config, sets=args.sets, overrides=overrides
-    )
-    run_dir = Path(args.out) if args.out else default_run_dir(config)
+    layers = {"loss": args.loss, "config_file": args.config, "sets": args.sets, "overrides": overrides}
+    if args.resume is None:
+        if args.force:
+            raise UserError("--force only applies to --resume")
+        resume = None
+        config = resolve_config(args.preset or "fast", **layers)
+        run_dir = Path(args.out) if args.out else default_run_dir(config)
+    else:
+        if args.overwrite or args.out:
+            raise UserError("--resume continues RUN_DIR in place; drop --out and --overwrite")
+        resume = find_resume_point(args.resume)
+        config = resolve_config(args.preset, base=resume.config, **layers)
+        run_dir = resume.run_dir
     result = train(
         config,
         run_dir,
         overwrite=args.overwrite,
+        resume=resume,
+        force=args.force,
         progress=not args.no_progress,
         tensorboard=not args.no_tensorboard,
     )
@@ -347,6 +413,33 @@ def _cmd_figure(args: argparse.Namespace) -> int:
     return 0
 
 
+def _one_line_warning(command: str) -> Callable[..., None]:
+    """Warnings as ``wgangp CMD: warning: ...`` lines, without the source line Python adds."""
+
+    def show(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> None:
+        print(f"wgangp {command}: warning: {message}", file=sys.stderr)
+
+    return show
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from wgangp.fast.bench import CPU_PATHS, CUDA_PATHS, PATHS, format_table, run_benchmark, toy_case
+    from wgangp.trainer import resolve_device
+
+    device = resolve_device(args.device)
+    paths = tuple(args.paths or (CUDA_PATHS if device.type == "cuda" else CPU_PATHS))
+    unknown = [p for p in paths if p not in PATHS]
+    if unknown:
+        raise UserError(f"unknown path(s) {', '.join(unknown)}; choose from {', '.join(PATHS)}")
+    if device.type != "cuda" and any(PATHS[p].graph for p in paths):
+        raise UserError("graph paths need CUDA; on the CPU choose from " + ", ".join(CPU_PATHS))
+    rows, facts = run_benchmark(
+        [toy_case()], paths, device, reps=args.reps, iters=args.iters, log=lambda _: None
+    )
+    print(format_table(rows, facts))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -363,10 +456,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             "sample": _cmd_sample,
             "compare": _cmd_compare,
             "figure": _cmd_figure,
+            "bench": _cmd_bench,
         }[args.command]
-        return handler(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning(args.command)
+            return handler(args)
     except UserError as err:
         print(f"wgangp {args.command}: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except RunInterrupted as err:
+        print(f"wgangp {args.command}: {err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print(f"wgangp {args.command}: interrupted", file=sys.stderr)

@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import torch
 from torch import Tensor
 
-from wgangp.checkpoint import save_checkpoint
+from wgangp.checkpoint import CheckpointDir
 from wgangp.config import TrainConfig, resolve_config
 from wgangp.data.toy import TOY_DATASETS, mode_centres
 from wgangp.errors import UserError
-from wgangp.run import CHECKPOINT_NAME, CONFIG_NAME, ToyEvaluator
+from wgangp.run import CONFIG_NAME, ToyEvaluator
 from wgangp.trainer import Trainer
 
 if TYPE_CHECKING:
@@ -307,7 +307,7 @@ def _save_run(trainer: Trainer, run_dir: Path) -> None:
 
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / CONFIG_NAME).write_text(json.dumps(trainer.config.to_dict(), indent=2) + "\n")
-    save_checkpoint(trainer.state_dict(), run_dir / CHECKPOINT_NAME)
+    CheckpointDir(run_dir, keep=1).save(trainer.state_dict())
 
 
 def run_comparison(

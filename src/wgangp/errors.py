@@ -9,3 +9,11 @@ class UserError(ValueError):
     def __init__(self, message: str, *, exit_code: int = 2) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class RunInterrupted(Exception):
+    """A run stopped by SIGINT/SIGTERM after saving a checkpoint; the CLI exits with ``exit_code`` (128 + signal)."""
+
+    def __init__(self, message: str, *, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

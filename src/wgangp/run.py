@@ -2,28 +2,43 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
+import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+import torch
 from torch import Tensor
 
-from wgangp.checkpoint import load_checkpoint, save_checkpoint
+from wgangp.checkpoint import (
+    CHECKPOINT_FORMAT,
+    CheckpointDir,
+    capture_global_rng,
+    load_checkpoint,
+    restore_global_rng,
+)
 from wgangp.config import TrainConfig, config_from_dict
 from wgangp.data.toy import ToySampler
-from wgangp.errors import UserError
+from wgangp.errors import RunInterrupted, UserError
+from wgangp.faults import all_finite, first_nonfinite
+from wgangp.interrupt import StopRequest
 from wgangp.metrics.toy import toy_metrics
+from wgangp.resume import ResumePoint, check_resume, restore_trainer, rewind_metrics
 from wgangp.runlog import RunLogger, read_metrics
-from wgangp.trainer import CHECKPOINT_FORMAT, Trainer
+from wgangp.trainer import Trainer
 
 __all__ = ["RunResult", "ToyEvaluator", "default_run_dir", "load_run", "prepare_run_dir", "train"]
 
 CONFIG_NAME = "config.json"
-CHECKPOINT_NAME = "checkpoint.pt"
 EVAL_SEED_OFFSET = 1_000_003  # fixed eval latents and real points: comparable across steps and runs
+BEST_METRIC = "w1"  # the eval metric best.pt is kept by; lower is better
+EXIT_NONFINITE = 3  # the exit code of a run stopped by a non-finite loss, penalty or gradient
 
 
 @dataclass
@@ -56,36 +71,90 @@ def prepare_run_dir(run_dir: str | Path, config: TrainConfig, *, overwrite: bool
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"output path {run_dir} exists and is not a directory")
-    if (run_dir / CONFIG_NAME).exists() and not overwrite:
+    holds_run = (run_dir / CONFIG_NAME).exists() or CheckpointDir(run_dir).step_files()
+    if holds_run and not overwrite:
         raise UserError(
-            f"{run_dir} already holds a run; pass --overwrite to replace it or choose another --out"
+            f"{run_dir} already holds a run; pass --resume {run_dir} to continue it, --overwrite to "
+            "replace it, or choose another --out"
         )
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         if overwrite:
-            for stale in ("metrics.jsonl", CHECKPOINT_NAME):
-                (run_dir / stale).unlink(missing_ok=True)
-        (run_dir / CONFIG_NAME).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+            (run_dir / "metrics.jsonl").unlink(missing_ok=True)
+            CheckpointDir(run_dir).remove_all()
+        _write_config(run_dir, config)
     except OSError as err:
         raise UserError(f"cannot write to output directory {run_dir}: {err.strerror or err}") from None
     return run_dir
 
 
-def load_run(run_dir: str | Path, *, device: str | None = None) -> Trainer:
-    """A trainer restored from a run directory's checkpoint (for eval, sample and resume)."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise UserError(f"run directory not found: {run_dir}")
-    path = run_dir / CHECKPOINT_NAME
-    if not path.is_file():
-        raise UserError(f"{run_dir} has no {CHECKPOINT_NAME}; is it a wgangp run directory?")
-    state = load_checkpoint(path, expected_format=CHECKPOINT_FORMAT)
+def _write_config(run_dir: Path, config: TrainConfig) -> None:
+    tmp = run_dir / f".{CONFIG_NAME}.tmp"
+    tmp.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    os.replace(tmp, run_dir / CONFIG_NAME)
+
+
+def load_run(path: str | Path, *, device: str | None = None) -> Trainer:
+    """A trainer restored from a run directory's newest valid checkpoint, or from one checkpoint file."""
+    path = Path(path)
+    if path.is_file():
+        state = load_checkpoint(path, expected_format=CHECKPOINT_FORMAT)
+    elif path.is_dir():
+        _, state = CheckpointDir(path).latest()
+    else:
+        raise UserError(f"run directory not found: {path}")
     config = config_from_dict(state["config"])
     if device is not None:
         config = config.replace(device=device)
     trainer = Trainer(config)
-    trainer.load_state_dict(state)
+    restore_trainer(trainer, state)
     return trainer
+
+
+class _Bookkeeping:
+    """The run loop's own state, checkpointed so a resumed run logs exactly what an unbroken one would.
+
+    ``window`` sums each stat since the last log row (a key can be missing from a step whose update was
+    skipped, hence the per-key counts); ``best`` is the best eval value of :data:`BEST_METRIC` so far.
+    """
+
+    def __init__(self) -> None:
+        self.window: dict[str, Tensor] = {}
+        self.counts: dict[str, int] = {}
+        self.best: float | None = None
+        self.seconds = 0.0  # training time before this process (resume)
+
+    def add(self, stats: dict[str, Tensor]) -> None:
+        for key, value in stats.items():
+            self.window[key] = self.window[key] + value if key in self.window else value
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+    def means(self) -> dict[str, float]:
+        """Window means as floats (the host sync of a log step), and a fresh window."""
+        row = {key: float(value) / self.counts[key] for key, value in self.window.items()}
+        self.window, self.counts = {}, {}
+        return row
+
+    def improves(self, metrics: dict[str, float]) -> bool:
+        value = metrics.get(BEST_METRIC)
+        if value is None or not math.isfinite(value) or (self.best is not None and value >= self.best):
+            return False
+        self.best = value
+        return True
+
+    def state_dict(self, seconds: float) -> dict[str, Any]:
+        return {
+            "window": {k: v.detach().cpu() for k, v in self.window.items()},
+            "counts": dict(self.counts),
+            "best": self.best,
+            "seconds": seconds,
+        }
+
+    def load_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
+        self.window = {k: v.to(device) for k, v in state["window"].items()}
+        self.counts = dict(state["counts"])
+        self.best = state["best"]
+        self.seconds = float(state["seconds"])
 
 
 def train(
@@ -93,22 +162,53 @@ def train(
     run_dir: str | Path,
     *,
     overwrite: bool = False,
+    resume: ResumePoint | None = None,
+    force: bool = False,
     progress: bool = True,
     tensorboard: bool = True,
 ) -> RunResult:
-    """Train per ``config`` into ``run_dir``: Algorithm 1 with periodic logs, metrics, plots and checkpoints."""
+    """Train per ``config`` into ``run_dir``: Algorithm 1 with periodic logs, metrics, plots and checkpoints.
+
+    ``resume`` (from :func:`~wgangp.resume.find_resume_point`) continues that run in place; ``force``
+    lets it change more than :data:`~wgangp.resume.RUN_CONTROL_KEYS`. Raises :class:`UserError` (exit 3)
+    at a non-finite term and :class:`RunInterrupted` after SIGINT/SIGTERM, in both cases with the last good
+    checkpoint on disk.
+    """
     from tqdm.auto import tqdm
 
     from wgangp.plots import plot_curves, plot_toy
 
-    run_dir = prepare_run_dir(run_dir, config, overwrite=overwrite)
     trainer = Trainer(config)
+    books = _Bookkeeping()
+    if resume is None:
+        run_dir = prepare_run_dir(run_dir, config, overwrite=overwrite)
+    else:
+        run_dir = resume.run_dir
+        check_resume(resume, config, force=force)
+        restore_trainer(trainer, resume.state, force=force)
+        restore_global_rng(resume.state["global_rng"])
+        books.load_state_dict(resume.state["run"], trainer.device)
+    store = CheckpointDir(run_dir, keep=config.keep_checkpoints)
+    if resume is not None:
+        # Accepted: now bring the directory back to the resumed step.
+        try:
+            store.remove_temp_files()
+            store.quarantine_after(trainer.step)
+            store.drop_best_after(trainer.step)
+            rewind_metrics(run_dir, trainer.step)
+            _write_config(run_dir, config)
+        except OSError as err:
+            raise UserError(f"cannot write to run directory {run_dir}: {err.strerror or err}") from None
     evaluate = ToyEvaluator(config)
     plots: list[Path] = []
     metrics: dict[str, float] = {}
-    window: dict[str, Tensor] = {}
-    window_len = 0
-    start = time.perf_counter()
+    start = time.perf_counter() - books.seconds
+
+    def checkpoint() -> dict[str, Any]:
+        return trainer.state_dict() | {
+            "global_rng": capture_global_rng(),
+            "run": books.state_dict(time.perf_counter() - start),
+        }
 
     def draw(name: str) -> None:
         fake = trainer.sample(config.eval_samples, seed=evaluate.seed).cpu()
@@ -123,9 +223,16 @@ def train(
         plots.append(path)
 
     with (
+        _disk_errors(run_dir, store),
+        StopRequest() as stop,
         RunLogger(run_dir, tensorboard=tensorboard) as log,
         tqdm(
-            total=config.steps, disable=not progress, unit="it", dynamic_ncols=True, desc=config.loss
+            initial=trainer.step,
+            total=config.steps,
+            disable=not progress,
+            unit="it",
+            dynamic_ncols=True,
+            desc=config.loss,
         ) as bar,
     ):
         while trainer.step < config.steps:
@@ -133,32 +240,48 @@ def train(
             stats = trainer.train_iteration()
             step = trainer.step
             last = step == config.steps
-            for key, value in stats.items():
-                window[key] = window[key] + value if key in window else value
-            window_len += 1
+            stopping = stop.requested  # read once: a signal may land anywhere in this iteration
             bar.update(1)
 
-            # Log window means (the only host sync of the loop).
+            # Stop at a non-finite term: this state is never saved, the last checkpoint stays the newest.
+            if not config.skip_nonfinite and (term := first_nonfinite(stats)) is not None:
+                _stop_nonfinite(term.replace("_", " "), step, store)
+            books.add(stats)
+
+            # Log window means (one host sync per log row).
             if step % config.log_every == 0 or last:
-                row = {key: float(value) / window_len for key, value in window.items()}
+                row = books.means()
                 if "grad_norm" not in row:
                     row["grad_norm"] = float(trainer.probe_grad_norm(evaluate.real[: config.batch_size]))
+                if config.skip_nonfinite:
+                    row["skipped_updates"] = trainer.skipped_updates
                 row["time"] = time.perf_counter() - start
-                _check_finite(row, step)
                 log.write(step, row)
-                bar.set_postfix(W=f"{row['wasserstein']:.3f}", grad=f"{row['grad_norm']:.2f}", refresh=False)
-                window, window_len = {}, 0
+                if "wasserstein" in row:
+                    bar.set_postfix(
+                        W=f"{row['wasserstein']:.3f}", grad=f"{row['grad_norm']:.2f}", refresh=False
+                    )
 
-            # Evaluate.
+            # Evaluate; keep the best state by the eval metric.
             if step % config.eval_every == 0 or last:
                 metrics = evaluate(trainer)
                 log.write(step, metrics, group="eval")
+                if books.improves(metrics):
+                    store.save_best(checkpoint())
 
-            # Plot and save a checkpoint.
+            # Plot and save a checkpoint (also when a stop signal came: then leave).
             if step % config.plot_every == 0 and not last:
                 draw(f"step_{step:07d}")
-            if step % config.checkpoint_every == 0 or last:
-                save_checkpoint(trainer.state_dict(), run_dir / CHECKPOINT_NAME)
+            if step % config.checkpoint_every == 0 or last or stopping:
+                if not all_finite([*trainer.generator.parameters(), *trainer.critic.parameters()]):
+                    _stop_nonfinite("weights (a non-finite gradient)", step, store)
+                saved = store.save(checkpoint())
+            if stopping and not last:
+                raise RunInterrupted(
+                    f"stopped by {stop.name} at step {step}; checkpoint {saved}; "
+                    f"continue with: wgangp train --resume {run_dir}",
+                    exit_code=stop.exit_code,
+                )
 
     seconds = time.perf_counter() - start
     draw("final")
@@ -174,15 +297,28 @@ def train(
     return RunResult(run_dir=run_dir, steps=trainer.step, seconds=seconds, metrics=metrics, plots=plots)
 
 
-def _check_finite(row: dict[str, Any], step: int) -> None:
-    """Stop with the name of the term that went non-finite rather than training on NaNs."""
-    for key in ("critic_loss", "penalty", "generator_loss"):
-        value = row.get(key)
-        if value is not None and not math.isfinite(value):
-            raise UserError(
-                f"non-finite {key.replace('_', ' ')} ({value}) at step {step}; the last checkpoint is kept",
-                exit_code=3,
-            )
+@contextlib.contextmanager
+def _disk_errors(run_dir: Path, store: CheckpointDir) -> Iterator[None]:
+    """A disk that fills up or turns read-only mid-run: one line naming the last good checkpoint."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO):
+            raise
+        kept = store.step_files()
+        where = f"the last good checkpoint is {kept[-1][1]}" if kept else "no checkpoint was written yet"
+        raise UserError(f"cannot write to run directory {run_dir}: {err.strerror or err}; {where}") from None
+
+
+def _stop_nonfinite(what: str, step: int, store: CheckpointDir) -> NoReturn:
+    """Stop with the step and the term that went non-finite rather than training on NaNs."""
+    kept = store.step_files()
+    where = f"the last good checkpoint is {kept[-1][1]}" if kept else "no checkpoint was written yet"
+    raise UserError(
+        f"non-finite {what} at step {step}; stopped, {where} "
+        "(lower the learning rates, or pass --skip-nonfinite to skip such updates)",
+        exit_code=EXIT_NONFINITE,
+    )
 
 
 def default_run_dir(config: TrainConfig) -> Path:

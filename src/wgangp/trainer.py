@@ -12,16 +12,18 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from wgangp.checkpoint import CHECKPOINT_FORMAT
 from wgangp.config import TrainConfig
 from wgangp.data.toy import ToySampler
 from wgangp.errors import UserError
+from wgangp.fast.paths import build_fast_iteration, build_optimizer, choose_step_path
+from wgangp.fast.step import Networks
+from wgangp.faults import all_finite
 from wgangp.losses import clip_weights_, critic_loss, generator_loss
 from wgangp.models.mlp import MLPCritic, MLPGenerator
 from wgangp.penalty import check_critic, gradient_norms, gradient_penalty
 
 __all__ = ["CHECKPOINT_FORMAT", "Trainer", "build_models", "resolve_device"]
-
-CHECKPOINT_FORMAT = 1
 
 
 def resolve_device(name: str) -> torch.device:
@@ -74,8 +76,21 @@ class Trainer:
         self.device = device if device is not None else resolve_device(config.device)
         self.generator, self.critic = (m.to(self.device) for m in build_models(config))
         check_critic(self.critic)  # once here, so the hot path can skip the walk over modules
-        self.generator_opt = _optimizer(config, self.generator.parameters(), config.lr_generator)
-        self.critic_opt = _optimizer(config, self.critic.parameters(), config.lr_critic)
+        # eager (the fp32 step below), fast-eager (mixed precision, lazy penalty) or graph: see wgangp.fast.
+        self.step_path, _ = choose_step_path(config, self.device)
+        if self.step_path == "eager":
+            self.generator_opt = _optimizer(config, self.generator.parameters(), config.lr_generator)
+            self.critic_opt = _optimizer(config, self.critic.parameters(), config.lr_critic)
+        else:
+            self.generator_opt, self.critic_opt = (
+                build_optimizer(
+                    config, net.parameters(), lr, path=self.step_path, device=self.device, regularised=reg
+                )
+                for net, lr, reg in (
+                    (self.generator, config.lr_generator, False),
+                    (self.critic, config.lr_critic, True),
+                )
+            )
         self.generator_ema = _ema_copy(self.generator) if config.ema_decay > 0 else None
         # Linear decay to 0 over the run, stepped once per generator iteration (the paper's ResNet recipe).
         self.schedulers = [
@@ -84,14 +99,28 @@ class Trainer:
             if config.lr_decay == "linear"
         ]
         self.noise = torch.Generator(device=self.device).manual_seed(config.seed + 1)
-        self.data = ToySampler(config.dataset, config.batch_size, seed=config.seed + 2, device=self.device)
+        # The graph path copies host batches into its static buffer itself, without blocking the host.
+        data_device = torch.device("cpu") if self.step_path == "graph" else self.device
+        self.data = ToySampler(config.dataset, config.batch_size, seed=config.seed + 2, device=data_device)
         self.step = 0  # completed generator iterations
+        self.skipped_updates = 0  # critic and generator updates dropped by ``skip_nonfinite``
+        self.nets = Networks.with_scalers(
+            self.generator, self.critic, self.generator_opt, self.critic_opt, self.noise, config.precision
+        )
+        self.fast = build_fast_iteration(config, self.step_path, self.nets, self.data)
+
+    def _scalers(self) -> tuple[torch.amp.GradScaler | None, torch.amp.GradScaler | None]:
+        """fp16's loss scalers (generator, critic); ``None`` for the other precisions."""
+        return self.nets.generator_scaler, self.nets.critic_scaler
 
     def latents(self, n: int) -> Tensor:
         return torch.randn(n, self.config.latent_dim, generator=self.noise, device=self.device)
 
     def critic_step(self) -> dict[str, Tensor]:
-        """One critic update on a fresh real batch and fresh z (Algorithm 1, lines 3–10)."""
+        """One critic update on a fresh real batch and fresh z (Algorithm 1, lines 3–10).
+
+        Returns ``{}`` for an update dropped by ``skip_nonfinite``.
+        """
         cfg = self.config
         real = self.data()  # [B, 2]
         with torch.no_grad():
@@ -122,30 +151,57 @@ class Trainer:
             stats["grad_norm"] = norms.mean()
         self.critic_opt.zero_grad(set_to_none=True)
         loss.backward()
+        if self._skip_update(loss, self.critic):
+            return {}
         self.critic_opt.step()
         if cfg.loss == "wgan-clip":
             clip_weights_(self.critic, cfg.clip_value)
         return stats
 
     def generator_step(self) -> dict[str, Tensor]:
-        """One generator update with the critic frozen (Algorithm 1, lines 11–12)."""
+        """One generator update with the critic frozen (Algorithm 1, lines 11–12); ``{}`` if skipped."""
         self.critic.requires_grad_(False)
         fake = self.generator(self.latents(self.config.batch_size))
         loss = generator_loss(self.config.loss, self.critic(fake))
         self.generator_opt.zero_grad(set_to_none=True)
         loss.backward()
-        self.generator_opt.step()
         self.critic.requires_grad_(True)
+        if self._skip_update(loss, self.generator):
+            return {}
+        self.generator_opt.step()
         return {"generator_loss": loss.detach()}
 
+    def _skip_update(self, loss: Tensor, module: nn.Module) -> bool:
+        """With ``skip_nonfinite``: count and drop an update whose loss or gradients are non-finite.
+
+        Checked before the optimizer step, so a bad batch changes neither the weights nor Adam's moments;
+        this costs one host sync per update, paid only by runs that opt in.
+        """
+        if not self.config.skip_nonfinite:
+            return False
+        grads = [p.grad for p in module.parameters() if p.grad is not None]
+        if all_finite([loss.detach(), *grads]):
+            return False
+        self.skipped_updates += 1
+        return True
+
     def train_iteration(self) -> dict[str, Tensor]:
-        """n_critic critic updates, then one generator update; critic stats are averaged over the n_critic."""
-        totals: dict[str, Tensor] = {}
-        for _ in range(self.config.n_critic):
-            for key, value in self.critic_step().items():
-                totals[key] = totals[key] + value if key in totals else value
-        stats = {key: value / self.config.n_critic for key, value in totals.items()}
-        stats.update(self.generator_step())
+        """n_critic critic updates, then one generator update; critic stats are averaged over the n_critic.
+
+        Skipped updates (``skip_nonfinite``) leave their stats out, so a step may lack some keys.
+        """
+        if self.fast is not None:
+            stats = self.fast(self.step)
+        else:
+            totals: dict[str, Tensor] = {}
+            applied = 0
+            for _ in range(self.config.n_critic):
+                critic_stats = self.critic_step()
+                applied += bool(critic_stats)
+                for key, value in critic_stats.items():
+                    totals[key] = totals[key] + value if key in totals else value
+            stats = {key: value / applied for key, value in totals.items()}
+            stats.update(self.generator_step())
         if self.generator_ema is not None:
             _ema_update_(self.generator_ema, self.generator, self.config.ema_decay)
         for scheduler in self.schedulers:
@@ -185,6 +241,7 @@ class Trainer:
         return {
             "format_version": CHECKPOINT_FORMAT,
             "step": self.step,
+            "skipped_updates": self.skipped_updates,
             "config": self.config.to_dict(),
             "generator": self.generator.state_dict(),
             "critic": self.critic.state_dict(),
@@ -192,6 +249,7 @@ class Trainer:
             "critic_opt": self.critic_opt.state_dict(),
             "generator_ema": None if self.generator_ema is None else self.generator_ema.state_dict(),
             "schedulers": [s.state_dict() for s in self.schedulers],
+            "scalers": [None if s is None else s.state_dict() for s in self._scalers()],
             "rng": {"noise": self.noise.get_state(), "data": self.data.state_dict()},
         }
 
@@ -204,6 +262,12 @@ class Trainer:
             self.generator_ema.load_state_dict(state["generator_ema"])
         for scheduler, saved in zip(self.schedulers, state["schedulers"], strict=True):
             scheduler.load_state_dict(saved)
+        for scaler, saved_scaler in zip(self._scalers(), state.get("scalers", [None, None]), strict=True):
+            if scaler is not None and saved_scaler is not None:
+                scaler.load_state_dict(saved_scaler)
         self.noise.set_state(state["rng"]["noise"])
         self.data.load_state_dict(state["rng"]["data"])
         self.step = int(state["step"])
+        self.skipped_updates = int(state.get("skipped_updates", 0))
+        if self.fast is not None:
+            self.fast.reset()  # captured graphs hold the replaced optimizer state's addresses

@@ -1,0 +1,103 @@
+"""Mixed precision for a critic step with a gradient penalty: bf16 autocast, and fp16 with a ``GradScaler``.
+
+The penalty differentiates the critic twice, which is where mixed precision goes wrong if done naively:
+
+- **bf16** needs no scaler (fp32's exponent range). The critic's *forward* runs under autocast, but
+  ``autograd.grad`` is called *outside* it: inside, the double-backward matmuls it records were seen to run in
+  fp16 (pytorch#105682). The norm and the penalty are reduced in fp32.
+- **fp16** follows PyTorch's AMP examples, "Gradient penalty": pass ``scaler.scale(scores)`` to
+  ``autograd.grad`` (small fp16 gradients would underflow), multiply the gradients by ``1/scale``, form the
+  penalty, then ``scaler.scale(loss).backward()``. An overflow gives inf gradients, a non-finite loss and a
+  step that ``scaler.step`` skips while it lowers the scale: the same contract as any AMP step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from wgangp.penalty import PenaltyKind, PenaltyPoints, dragan_points, interpolate, penalty_from_gradients
+
+Precision = Literal["fp32", "bf16", "fp16"]
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
+_DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+__all__ = ["PRECISIONS", "Precision", "autocast", "make_scaler", "mixed_precision_penalty", "penalty_points"]
+
+
+def autocast(
+    precision: Precision, device: torch.device, *, cache_enabled: bool = True
+) -> contextlib.AbstractContextManager[Any]:
+    """``torch.autocast`` to bf16/fp16 on ``device``'s type; a no-op for fp32.
+
+    ``cache_enabled=False`` for code captured in a CUDA graph: autocast's cache of cast weights would
+    otherwise hold tensors from outside the graph's memory pool.
+    """
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision not in _DTYPES:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    return torch.autocast(device.type, dtype=_DTYPES[precision], cache_enabled=cache_enabled)
+
+
+def make_scaler(precision: Precision, device: torch.device) -> torch.amp.GradScaler | None:
+    """A ``GradScaler`` for fp16 (one per network: each has its own loss and step); ``None`` otherwise."""
+    return torch.amp.GradScaler(device.type) if precision == "fp16" else None
+
+
+def penalty_points(
+    real: Tensor, fake: Tensor, at: PenaltyPoints, generator: torch.Generator | None, dragan_scale: float
+) -> Tensor:
+    """The points x̂ where the penalty is taken, drawn exactly as ``wgangp.gradient_penalty`` draws them."""
+    if at == "interpolates":
+        return interpolate(real, fake, generator)
+    if at == "dragan":
+        return dragan_points(real, dragan_scale, generator)
+    return (real if at == "real" else fake).detach().clone()
+
+
+def mixed_precision_penalty(
+    critic: Callable[[Tensor], Tensor],
+    real: Tensor,
+    fake: Tensor,
+    *,
+    precision: Precision,
+    scaler: torch.amp.GradScaler | None = None,
+    kind: PenaltyKind = "two-sided",
+    target: float = 1.0,
+    at: PenaltyPoints = "interpolates",
+    generator: torch.Generator | None = None,
+    fraction: float = 1.0,
+    dragan_scale: float = 0.5,
+    cache_enabled: bool = True,
+) -> tuple[Tensor, Tensor]:
+    """Unweighted penalty ``E[(‖∇_x̂ D(x̂)‖₂ − target)²]`` with the critic's forward in bf16/fp16.
+
+    Same points, same random draws and same per-sample terms as ``wgangp.gradient_penalty`` (Gulrajani et
+    al. 2017, eq. 3); only the critic's arithmetic is in lower precision. ``real``, ``fake``: ``[N, ...]``
+    fp32. With ``scaler`` (fp16), the outputs passed to ``autograd.grad`` are scaled and the gradients
+    unscaled before the norm, as in PyTorch's AMP recipe.
+
+    Returns ``(penalty, norms [k])``: the fp32 scalar penalty and the detached per-sample norms.
+    """
+    n = real.shape[0]
+    k = n if fraction >= 1.0 else max(1, round(fraction * n))
+    points = penalty_points(real[:k], fake[:k], at, generator, dragan_scale).requires_grad_(True)  # [k, ...]
+    with autocast(precision, points.device, cache_enabled=cache_enabled):
+        scores = critic(points)  # [k] in bf16/fp16
+    # Outside autocast: the double backward recorded here must not be cast down (pytorch#105682).
+    out = scores.float().sum()  # summing = per-sample gradients, as no sample sees another (no BatchNorm)
+    if scaler is not None:
+        out = scaler.scale(out)
+    (grads,) = torch.autograd.grad(out, points, create_graph=True)  # [k, ...] fp32, as points are
+    if scaler is not None:
+        # The scale as a device tensor: no host sync (scaler.get_scale() would wait for the GPU).
+        scale = scaler._get_scale_async()
+        assert scale is not None  # set by scaler.scale() above
+        grads = grads * scale.reciprocal()
+    terms, norms = penalty_from_gradients(grads, kind=kind, target=target)
+    return terms.mean(), norms

@@ -1,0 +1,257 @@
+"""One generator iteration of Algorithm 1 (n_critic critic updates, then a generator update) as tensor code.
+
+The same function runs eagerly (``FastIteration`` in ``paths``) and under CUDA-graph capture (``graph``):
+it draws z and ε from one ``torch.Generator`` in the order the trainer does (z, then ε, per critic step;
+then z for the generator), takes the real batches pre-stacked ``[n_critic, B, ...]``, never reads a value
+back to the host and never branches on tensor values, so it can be captured as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from wgangp.config import TrainConfig
+from wgangp.fast.amp import Precision, autocast, make_scaler, mixed_precision_penalty, penalty_points
+from wgangp.fast.lazy import lazy_penalty_weight
+from wgangp.losses import LossName, clip_weights_, critic_loss, generator_loss
+from wgangp.penalty import PenaltyKind, PenaltyPoints, gradient_penalty, penalty_from_gradients
+
+__all__ = ["Networks", "StepSpec", "critic_update", "generator_update", "iteration"]
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """The parts of a ``TrainConfig`` that define one iteration's arithmetic."""
+
+    loss: LossName = "wgan-gp"
+    penalty_weight: float = 10.0
+    penalty_kind: PenaltyKind = "two-sided"
+    penalty_target: float = 1.0
+    penalty_at: PenaltyPoints = "interpolates"
+    penalty_fraction: float = 1.0
+    clip_value: float = 0.01
+    n_critic: int = 5
+    penalty_every: int = 1
+    precision: Precision = "fp32"
+    latent_dim: int = 2
+    autocast_cache: bool = True  # False under CUDA-graph capture
+    compile: bool = False  # torch.compile the penalised critic objective (see compiled_objective)
+
+    @classmethod
+    def from_config(cls, config: TrainConfig, *, autocast_cache: bool = True) -> StepSpec:
+        return cls(
+            loss=config.loss,
+            penalty_weight=config.penalty_weight,
+            penalty_kind=config.penalty_kind,
+            penalty_target=config.penalty_target,
+            penalty_at=config.penalty_at,
+            penalty_fraction=config.penalty_fraction,
+            clip_value=config.clip_value,
+            n_critic=config.n_critic,
+            penalty_every=config.penalty_every,
+            precision=config.precision,
+            latent_dim=config.latent_dim,
+            autocast_cache=autocast_cache,
+            compile=config.compile and config.precision != "fp16",
+        )
+
+
+# (critic, real, fake, points x̂, penalty weight) -> (total loss, critic loss, Wasserstein estimate, penalty, norms)
+Objective = Callable[
+    [nn.Module, Tensor, Tensor, Tensor, float], tuple[Tensor, Tensor, Tensor, Tensor, Tensor]
+]
+
+
+@dataclass
+class Networks:
+    """What an iteration updates: both networks, their optimizers, the noise stream and (fp16) the scalers."""
+
+    generator: nn.Module
+    critic: nn.Module
+    generator_opt: torch.optim.Optimizer
+    critic_opt: torch.optim.Optimizer
+    noise: torch.Generator
+    generator_scaler: torch.amp.GradScaler | None = None
+    critic_scaler: torch.amp.GradScaler | None = None
+    compiled: Objective | None = None  # built on first use when spec.compile
+
+    @classmethod
+    def with_scalers(
+        cls,
+        generator: nn.Module,
+        critic: nn.Module,
+        generator_opt: torch.optim.Optimizer,
+        critic_opt: torch.optim.Optimizer,
+        noise: torch.Generator,
+        precision: Precision,
+    ) -> Networks:
+        device = next(critic.parameters()).device
+        return cls(
+            generator,
+            critic,
+            generator_opt,
+            critic_opt,
+            noise,
+            make_scaler(precision, device),
+            make_scaler(precision, device),
+        )
+
+
+def _latents(spec: StepSpec, n: int, like: Tensor, noise: torch.Generator) -> Tensor:
+    return torch.randn(n, spec.latent_dim, generator=noise, device=like.device)  # [n, latent_dim]
+
+
+def _apply(loss: Tensor, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None) -> None:
+    opt.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+        opt.step()
+        return
+    scaler.scale(loss).backward()
+    scaler.step(opt)  # skips the step on inf/NaN gradients; no host sync with a fused Adam
+    scaler.update()
+
+
+def _penalty(nets: Networks, spec: StepSpec, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
+    """The unweighted penalty and per-sample norms: the library's in fp32, the AMP recipe otherwise."""
+    if spec.precision == "fp32":
+        return gradient_penalty(
+            nets.critic,
+            real,
+            fake,
+            kind=spec.penalty_kind,
+            target=spec.penalty_target,
+            at=spec.penalty_at,
+            generator=nets.noise,
+            fraction=spec.penalty_fraction,
+            allow_batchnorm=True,  # the trainer checks the critic once
+            return_norms=True,
+        )
+    return mixed_precision_penalty(
+        nets.critic,
+        real,
+        fake,
+        precision=spec.precision,
+        scaler=nets.critic_scaler,
+        kind=spec.penalty_kind,
+        target=spec.penalty_target,
+        at=spec.penalty_at,
+        generator=nets.noise,
+        fraction=spec.penalty_fraction,
+        cache_enabled=spec.autocast_cache,
+    )
+
+
+def compiled_objective(spec: StepSpec) -> Objective:
+    """The penalised critic loss as one ``torch.compile(fullgraph=True)`` function of the points x̂.
+
+    Compiling a double backward works from torch 2.11 only with ``trace_autograd_ops`` on, the whole
+    objective in one graph, and x̂ made (and its random ε drawn) *outside* the compiled function; compiling
+    the critic alone still fails (DESIGN §4). Same math as the eager objective, up to fp32 reassociation.
+    """
+    import torch._dynamo
+
+    # Process-wide switch, needed for autograd.grad inside a compiled function; set only when asked to.
+    torch._dynamo.config.trace_autograd_ops = True
+
+    def objective(
+        critic: nn.Module, real: Tensor, fake: Tensor, points: Tensor, weight: float
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        with autocast(spec.precision, real.device, cache_enabled=spec.autocast_cache):
+            scores = critic(torch.cat([real, fake]))  # [2B]
+            point_scores = critic(points)  # [k]
+        real_scores, fake_scores = scores.split(real.shape[0])
+        loss = critic_loss(spec.loss, real_scores, fake_scores)
+        (grads,) = torch.autograd.grad(point_scores.float().sum(), points, create_graph=True)
+        terms, norms = penalty_from_gradients(grads, kind=spec.penalty_kind, target=spec.penalty_target)
+        penalty = terms.mean()
+        wasserstein = real_scores.float().mean() - fake_scores.float().mean()
+        return loss + weight * penalty, loss, wasserstein, penalty, norms
+
+    return torch.compile(objective, fullgraph=True)
+
+
+def _compiled_critic_loss(
+    nets: Networks, spec: StepSpec, real: Tensor, fake: Tensor
+) -> tuple[Tensor, dict[str, Tensor]]:
+    if nets.compiled is None:
+        nets.compiled = compiled_objective(spec)
+    k = (
+        real.shape[0]
+        if spec.penalty_fraction >= 1.0
+        else max(1, round(spec.penalty_fraction * real.shape[0]))
+    )
+    points = penalty_points(real[:k], fake[:k], spec.penalty_at, nets.noise, 0.5).requires_grad_(True)
+    weight = lazy_penalty_weight(spec.penalty_weight, spec.penalty_every)
+    total, loss, wasserstein, penalty, norms = nets.compiled(nets.critic, real, fake, points, weight)
+    stats = {
+        "critic_loss": loss.detach(),
+        "wasserstein": wasserstein.detach(),
+        "penalty": penalty.detach(),
+        "grad_norm": norms.detach().mean(),
+    }
+    return total, stats
+
+
+def critic_update(nets: Networks, spec: StepSpec, real: Tensor, *, penalise: bool) -> dict[str, Tensor]:
+    """One critic update on ``real [B, ...]`` and fresh z (Algorithm 1, lines 3–10); penalty if ``penalise``.
+
+    With ``penalty_every = k``, the penalty's weight is ``λ·k`` on the steps that take it.
+    """
+    device = real.device
+    with torch.no_grad(), autocast(spec.precision, device, cache_enabled=spec.autocast_cache):
+        fake = nets.generator(_latents(spec, real.shape[0], real, nets.noise)).float()  # [B, ...]
+    if spec.compile and spec.loss == "wgan-gp" and penalise:
+        total, stats = _compiled_critic_loss(nets, spec, real, fake)
+        _apply(total, nets.critic_opt, nets.critic_scaler)
+        return stats
+    with autocast(spec.precision, device, cache_enabled=spec.autocast_cache):
+        # One forward for both halves: the same math (no BatchNorm in a critic) with half the launches.
+        scores = nets.critic(torch.cat([real, fake]))  # [2B]
+    real_scores, fake_scores = scores.split(real.shape[0])
+    loss = critic_loss(spec.loss, real_scores, fake_scores)
+    stats = {
+        "critic_loss": loss.detach(),
+        "wasserstein": (real_scores.float().mean() - fake_scores.float().mean()).detach(),
+    }
+    if spec.loss == "wgan-gp" and penalise:
+        penalty, norms = _penalty(nets, spec, real, fake)
+        loss = loss + lazy_penalty_weight(spec.penalty_weight, spec.penalty_every) * penalty
+        stats["penalty"] = penalty.detach()
+        stats["grad_norm"] = norms.mean()
+    _apply(loss, nets.critic_opt, nets.critic_scaler)
+    if spec.loss == "wgan-clip":
+        clip_weights_(nets.critic, spec.clip_value)
+    return stats
+
+
+def generator_update(nets: Networks, spec: StepSpec, batch_size: int, like: Tensor) -> dict[str, Tensor]:
+    """One generator update with the critic frozen (Algorithm 1, lines 11–12)."""
+    nets.critic.requires_grad_(False)
+    with autocast(spec.precision, like.device, cache_enabled=spec.autocast_cache):
+        scores = nets.critic(nets.generator(_latents(spec, batch_size, like, nets.noise)))  # [B]
+    loss = generator_loss(spec.loss, scores)
+    _apply(loss, nets.generator_opt, nets.generator_scaler)
+    nets.critic.requires_grad_(True)
+    return {"generator_loss": loss.detach()}
+
+
+def iteration(nets: Networks, spec: StepSpec, reals: Tensor, schedule: tuple[bool, ...]) -> dict[str, Tensor]:
+    """n_critic critic updates on ``reals [n_critic, B, ...]``, then one generator update.
+
+    ``schedule[i]`` says whether critic step ``i`` takes the penalty (see ``lazy.penalty_schedule``).
+    Critic stats are means over the critic steps; the penalty's over the steps that took it.
+    """
+    totals: dict[str, Tensor] = {}
+    counts: dict[str, int] = {}
+    for real, penalise in zip(reals.unbind(0), schedule, strict=True):
+        for key, value in critic_update(nets, spec, real, penalise=penalise).items():
+            totals[key] = totals[key] + value if key in totals else value
+            counts[key] = counts.get(key, 0) + 1
+    stats = {key: value / counts[key] for key, value in totals.items()}
+    stats.update(generator_update(nets, spec, reals.shape[1], reals))
+    return stats

@@ -1,0 +1,309 @@
+"""The bad-input catalogue: every case ends in one line on stderr, a non-zero exit, and no file touched.
+
+Each row is one thing a user can get wrong (README: "Bad input → what happens"). The test snapshots the
+whole working directory, including a finished run, before and after the command and requires it to be
+byte-for-byte unchanged: nothing overwritten, removed, renamed or created. Image-data cases (folders,
+CIFAR/MNIST, ``.npy``) belong to the image datasets and are tested there.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import pathlib
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from wgangp.checkpoint import load_checkpoint
+from wgangp.cli import main
+from wgangp.penalty import gradient_penalty
+
+TINY = [
+    *("--set", "width=16", "--set", "depth=2", "--set", "batch_size=32", "--set", "eval_samples=64"),
+    *(
+        "--set",
+        "log_every=2",
+        "--set",
+        "eval_every=2",
+        "--set",
+        "plot_every=100",
+        "--set",
+        "checkpoint_every=2",
+    ),
+    *("--no-progress", "--no-tensorboard"),
+]
+
+
+def _write(name: str, text: str) -> Callable[[Path], None]:
+    return lambda tmp: (tmp / name).write_text(text)
+
+
+def _truncate_checkpoints(tmp: Path) -> None:
+    for path in (tmp / "run" / "checkpoints").glob("step_*.pt"):
+        path.write_bytes(path.read_bytes()[:200])  # checkpoint.pt is a link to the newest: torn too
+
+
+def _checkpoint_variant(name: str, change: Callable[[dict], dict]) -> Callable[[Path], None]:
+    def setup(tmp: Path) -> None:
+        state = load_checkpoint(tmp / "run" / "checkpoint.pt")
+        torch.save(change(state), tmp / name)
+
+    return setup
+
+
+def _evil_pickle(tmp: Path) -> None:
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(tmp / "pwned"), "w"))
+
+    torch.save({"format_version": 2, "step": 0, "x": Payload()}, tmp / "evil.pt")
+
+
+def _locked_dir(tmp: Path) -> None:
+    (tmp / "locked").mkdir()
+    (tmp / "locked").chmod(0o555)
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    argv: list[str]  # "{tmp}" and "{run}" are filled in
+    message: str
+    setup: Callable[[Path], None] | None = None
+    code: int = 2
+
+
+CASES = [
+    # Config keys, types and ranges.
+    Case("unknown key (--set)", ["train", "--set", "colour=3"], "unknown config key: colour"),
+    Case(
+        "unknown key (config file)",
+        ["train", "--config", "{tmp}/c.toml"],
+        "unknown config key(s): colour",
+        _write("c.toml", "colour = 3\n"),
+    ),
+    Case("wrong type (--set)", ["train", "--set", "steps=abc"], "steps must be a int"),
+    Case(
+        "wrong type (config file)",
+        ["train", "--config", "{tmp}/c.toml"],
+        "steps must be a int; got 'ten'",
+        _write("c.toml", 'steps = "ten"\n'),
+    ),
+    Case("wrong type (bool)", ["train", "--set", "skip_nonfinite=maybe"], "must be true or false"),
+    Case("steps zero (flag)", ["train", "--steps", "0"], "--steps: must be a positive integer"),
+    Case("steps not a number", ["train", "--steps", "ten"], "--steps: must be a positive integer"),
+    Case("steps negative", ["train", "--set", "steps=-5"], "steps must be in [1, inf)"),
+    Case("batch size zero", ["train", "--set", "batch_size=0"], "batch_size must be in [1, inf)"),
+    Case("n_critic zero", ["train", "--set", "n_critic=0"], "n_critic must be in [1, inf)"),
+    Case("lambda negative", ["train", "--set", "penalty_weight=-1"], "penalty_weight must be in [0, inf)"),
+    Case("lambda infinite", ["train", "--set", "penalty_weight=inf"], "penalty_weight must be finite"),
+    Case("lr zero", ["train", "--set", "lr_critic=0"], "lr_critic must be in (0, inf)"),
+    Case("lr negative", ["train", "--set", "lr_generator=-1e-4"], "lr_generator must be in (0, inf)"),
+    Case("lr NaN", ["train", "--set", "lr_generator=nan"], "lr_generator must be finite"),
+    Case("penalty fraction zero", ["train", "--set", "penalty_fraction=0"], "must be in (0, 1]"),
+    Case("eval samples one", ["train", "--set", "eval_samples=1"], "eval_samples must be in [2, inf)"),
+    Case("keep zero checkpoints", ["train", "--set", "keep_checkpoints=0"], "keep_checkpoints must be in"),
+    Case("--set without =", ["train", "--set", "steps"], "--set takes key=value"),
+    # Unknown names.
+    Case("unknown dataset (flag)", ["train", "--dataset", "mnist"], "argument --dataset: invalid choice"),
+    Case("unknown dataset (--set)", ["train", "--set", "dataset=cifar10"], "dataset must be one of"),
+    Case("unknown preset", ["train", "--preset", "huge"], "argument --preset: invalid choice"),
+    Case("unknown loss (flag)", ["train", "--loss", "hinge"], "argument --loss: invalid choice"),
+    Case("unknown loss (--set)", ["train", "--set", "loss=hinge"], "loss must be one of wgan-gp"),
+    Case(
+        "BatchNorm critic", ["train", "--set", "critic_norm=batch"], "critic_norm must be one of none, layer"
+    ),
+    Case("unknown device", ["train", "--device", "tpu"], "device must be auto, cpu, cuda"),
+    Case("unknown command", ["frobnicate"], "invalid choice"),
+    # Files and output paths.
+    Case("config file missing", ["train", "--config", "{tmp}/none.toml"], "config file not found"),
+    Case(
+        "config file unparsable",
+        ["train", "--config", "{tmp}/c.toml"],
+        "cannot parse config file",
+        _write("c.toml", "steps = = 3\n"),
+    ),
+    Case(
+        "config file not a table",
+        ["train", "--config", "{tmp}/c.json"],
+        "must hold a table of keys",
+        _write("c.json", "[1, 2]"),
+    ),
+    Case(
+        "output dir is a file",
+        ["train", "--out", "{tmp}/file", *TINY],
+        "exists and is not a directory",
+        _write("file", "keep me"),
+    ),
+    Case(
+        "output dir not writable",
+        ["train", "--out", "{tmp}/locked/run", *TINY],
+        "cannot write to output directory",
+        _locked_dir,
+    ),
+    Case(
+        "run dir holds a different run",
+        ["train", "--out", "{run}", "--set", "width=32", *TINY],
+        "already holds a run; pass --resume",
+    ),
+    # Resume.
+    Case("resume: no such dir", ["train", "--resume", "{tmp}/none"], "run directory not found"),
+    Case("resume: not a run", ["train", "--resume", "{tmp}"], "has no checkpoint"),
+    Case(
+        "resume: changed architecture",
+        ["train", "--resume", "{run}", "--steps", "8", "--set", "width=32"],
+        "the config changes width (16 → 32); pass --force",
+    ),
+    Case(
+        "resume: changed dataset",
+        ["train", "--resume", "{run}", "--steps", "8", "--dataset", "swissroll"],
+        "the config changes dataset ('8gaussians' → 'swissroll')",
+    ),
+    Case(
+        "resume: changed loss",
+        ["train", "--resume", "{run}", "--steps", "8", "--loss", "wgan-clip"],
+        "the config changes loss ('wgan-gp' → 'wgan-clip')",
+    ),
+    Case(
+        "resume: changed architecture, forced",
+        ["train", "--resume", "{run}", "--steps", "8", "--set", "width=32", "--force"],
+        "the checkpoint does not fit the model of its config: Error(s) in loading state_dict",
+    ),
+    Case("resume: run already finished", ["train", "--resume", "{run}"], "is already at step 4 of steps=4"),
+    Case("resume with --out", ["train", "--resume", "{run}", "--out", "{tmp}/x"], "drop --out"),
+    Case("--force without --resume", ["train", "--force"], "--force only applies to --resume"),
+    Case(
+        "resume: every checkpoint truncated",
+        ["train", "--resume", "{run}", "--steps", "8"],
+        "no valid checkpoint in",
+        _truncate_checkpoints,
+    ),
+    # Checkpoints given to eval and sample.
+    Case("eval: no such run", ["eval", "{tmp}/none"], "run directory not found"),
+    Case("eval: dir without checkpoint", ["eval", "{tmp}"], "has no checkpoint"),
+    Case("eval: truncated checkpoint", ["eval", "{run}"], "cannot load checkpoint", _truncate_checkpoints),
+    Case(
+        "eval: checkpoint of another format",
+        ["eval", "{tmp}/old.pt"],
+        "has checkpoint format 1, this wgangp reads format 2",
+        _checkpoint_variant("old.pt", lambda s: s | {"format_version": 1}),
+    ),
+    Case(
+        "eval: checkpoint of a different model",
+        ["eval", "{tmp}/other.pt"],
+        "does not fit the model of its config: Error(s) in loading state_dict for MLPGenerator",
+        _checkpoint_variant("other.pt", lambda s: s | {"config": s["config"] | {"width": 32}}),
+    ),
+    Case(
+        "eval: torch file that is no checkpoint",
+        ["eval", "{tmp}/t.pt"],
+        "is not a wgangp checkpoint",
+        lambda tmp: torch.save({"weights": torch.ones(2)}, tmp / "t.pt"),
+    ),
+    Case(
+        "eval: text file as checkpoint",
+        ["eval", "{tmp}/c.toml"],
+        "cannot load checkpoint",
+        _write("c.toml", "x"),
+    ),
+    Case(
+        "eval: pickle that runs code",
+        ["eval", "{tmp}/evil.pt"],
+        "refused, it would load io.open",
+        _evil_pickle,
+    ),
+    Case("eval: zero samples", ["eval", "{run}", "--samples", "0"], "--samples: must be a positive integer"),
+    Case("sample: no such run", ["sample", "{tmp}/none", "--out", "{tmp}/s.npy"], "run directory not found"),
+    Case("sample: bad suffix", ["sample", "{run}", "--out", "{tmp}/s.txt"], "--out must end in .npy or .png"),
+    Case(
+        "sample: out is a dir",
+        ["sample", "{run}", "--out", "{tmp}/d.npy"],
+        "is a directory",
+        lambda t: (t / "d.npy").mkdir(),
+    ),
+    Case(
+        "sample: out under a file",
+        ["sample", "{run}", "--out", "{tmp}/file/s.npy"],
+        "cannot write",
+        _write("file", "keep me"),
+    ),
+    Case(
+        "sample: zero samples",
+        ["sample", "{run}", "-n", "0", "--out", "{tmp}/s.npy"],
+        "-n: must be a positive",
+    ),
+]
+if not torch.cuda.is_available():
+    CASES.append(
+        Case("CUDA asked for, none here", ["train", "--device", "cuda", *TINY], "CUDA is not available")
+    )
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("finished") / "run"
+    assert main(["train", "--out", str(run), "--steps", "4", *TINY]) == 0
+    return run
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _deny_writes_under(locked: Path, monkeypatch) -> None:
+    """Root ignores permission bits: refuse writes below ``locked`` as the kernel would for anyone else."""
+    mkdir = pathlib.Path.mkdir
+
+    def guarded(self, *args, **kwargs):
+        if locked in Path(self).parents or Path(self) == locked:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
+        return mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "mkdir", guarded)
+
+
+def test_catalogue_is_large_enough():
+    assert len(CASES) >= 30
+    assert len({case.id for case in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_bad_input(case, finished_run, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # a default --out would land here, inside the snapshot
+    shutil.copytree(finished_run, tmp_path / "run")
+    if case.setup is not None:
+        case.setup(tmp_path)
+    if (tmp_path / "locked").is_dir() and os.geteuid() == 0:
+        _deny_writes_under(tmp_path / "locked", monkeypatch)
+    before = _snapshot(tmp_path)
+    capsys.readouterr()
+
+    argv = [arg.format(tmp=tmp_path, run=tmp_path / "run") for arg in case.argv]
+    try:
+        code = main(argv)
+    except SystemExit as exit:  # argparse's own errors
+        code = exit.code
+    finally:
+        if (tmp_path / "locked").is_dir():
+            (tmp_path / "locked").chmod(0o755)
+
+    err = capsys.readouterr().err
+    assert code == case.code, err
+    assert err.count("\n") == 1, err
+    assert case.message in err, err
+    assert "Traceback" not in err
+    assert _snapshot(tmp_path) == before
+
+
+def test_batchnorm_critic_is_refused_by_the_penalty_library():
+    critic = nn.Sequential(nn.Linear(2, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 1))
+    real, fake = torch.randn(4, 2), torch.randn(4, 2)
+    with pytest.raises(ValueError, match="critic contains BatchNorm") as info:
+        gradient_penalty(critic, real, fake)
+    assert "\n" not in str(info.value)

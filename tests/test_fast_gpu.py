@@ -1,0 +1,135 @@
+"""The whole-iteration CUDA graph computes the same training as eager (GPU only; run by gpu_check.sh)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from wgangp.config import resolve_config
+from wgangp.fast.graph import GraphedIteration
+from wgangp.fast.lazy import penalty_schedule
+from wgangp.fast.paths import build_optimizer
+from wgangp.fast.step import Networks, StepSpec, iteration
+from wgangp.trainer import Trainer, build_models
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"),
+]
+
+
+@pytest.fixture(autouse=True)
+def _no_tf32():
+    # TF32 would make eager and graph differ by matmul rounding (~1e-3) and hide real differences.
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def _config(**overrides):
+    values = {"width": 128, "depth": 3, "batch_size": 256, "penalty_weight": 10.0} | overrides
+    return resolve_config("toy", overrides=values)
+
+
+def _networks(config, optimizer="adam"):
+    """Networks on the GPU with the graph path's optimizers (capturable Adam, tensor lr) or plain SGD."""
+    device = torch.device("cuda")
+    generator, critic = (m.to(device) for m in build_models(config))
+    if optimizer == "sgd":
+        opts = [torch.optim.SGD(m.parameters(), lr=1e-2) for m in (generator, critic)]
+    else:
+        opts = [
+            build_optimizer(config, m.parameters(), lr, path="graph", device=device, regularised=reg)
+            for m, lr, reg in ((generator, config.lr_generator, False), (critic, config.lr_critic, True))
+        ]
+    noise = torch.Generator(device=device).manual_seed(config.seed + 1)
+    return Networks(generator, critic, opts[0], opts[1], noise)
+
+
+def _reals(config, iterations):
+    g = torch.Generator().manual_seed(7)
+    return torch.randn(iterations, config.n_critic, config.batch_size, 2, generator=g).cuda()
+
+
+def _relative(a, b):
+    return max(
+        float((x - y).detach().norm() / y.detach().norm().clamp_min(1e-12)) for x, y in zip(a, b, strict=True)
+    )
+
+
+def _run(config, optimizer, reals, *, graph, warmup=1):
+    nets = _networks(config, optimizer)
+    spec = StepSpec.from_config(config, autocast_cache=False)
+    graphed = GraphedIteration(nets, spec, warmup=warmup) if graph else None
+    stats = []
+    for it in range(reals.shape[0]):
+        schedule = penalty_schedule(it * config.n_critic, config.n_critic, config.penalty_every)
+        out = graphed(reals[it], schedule) if graphed else iteration(nets, spec, reals[it], schedule)
+        stats.append({k: float(v) for k, v in out.items()})
+    return nets, stats
+
+
+def test_first_replay_gradients_match_eager():
+    # Iteration 0 is the eager warm-up, iteration 1 the first replay: its gradients must be eager's.
+    config = _config()
+    reals = _reals(config, 2)
+    eager, _ = _run(config, "sgd", reals, graph=False)
+    graphed, _ = _run(config, "sgd", reals, graph=True)
+    for part in ("critic", "generator"):
+        a = [p.grad for p in getattr(graphed, part).parameters()]
+        b = [p.grad for p in getattr(eager, part).parameters()]
+        assert _relative(a, b) < 1e-5, part
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_graph_trajectory_matches_eager(optimizer):
+    # Same optimizer settings on both sides (capturable Adam, tensor lr); fp32 without TF32.
+    config = _config()
+    reals = _reals(config, 12)
+    eager, eager_stats = _run(config, optimizer, reals, graph=False)
+    graphed, graph_stats = _run(config, optimizer, reals, graph=True)
+    bound = 1e-5 if optimizer == "sgd" else 1e-4
+    assert _relative(graphed.critic.parameters(), eager.critic.parameters()) < bound
+    assert _relative(graphed.generator.parameters(), eager.generator.parameters()) < bound
+    assert graph_stats[-1]["generator_loss"] == pytest.approx(eager_stats[-1]["generator_loss"], rel=1e-3)
+
+
+def test_lazy_bf16_graph_matches_lazy_bf16_eager():
+    config = _config(precision="bf16", penalty_every=4)
+    reals = _reals(config, 10)
+    eager, _ = _run(config, "sgd", reals, graph=False)
+    graphed, _ = _run(config, "sgd", reals, graph=True)
+    # Same bf16 kernels in the same order: rounding differs only where cuBLAS picks other algorithms.
+    assert _relative(graphed.critic.parameters(), eager.critic.parameters()) < 1e-3
+
+
+def test_recapture_on_a_new_batch_shape():
+    config = _config()
+    nets = _networks(config)
+    graphed = GraphedIteration(nets, StepSpec.from_config(config, autocast_cache=False), warmup=1)
+    schedule = (True,) * config.n_critic
+    for batch in (256, 256, 128, 128):
+        stats = graphed(torch.randn(config.n_critic, batch, 2, device="cuda"), schedule)
+        assert all(torch.isfinite(v) for v in stats.values())
+    assert len(graphed._graphs) == 2
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_trainer_takes_the_graph_on_cuda_and_trains(precision):
+    trainer = Trainer(_config(precision=precision, steps=20), device=torch.device("cuda"))
+    assert trainer.step_path == "graph"
+    for _ in range(6):
+        stats = trainer.train_iteration()
+    assert all(torch.isfinite(v) for v in stats.values())
+    # The lr schedule reaches a graph through the tensor lr.
+    lr = trainer.critic_opt.param_groups[0]["lr"]
+    assert isinstance(lr, torch.Tensor) and lr.is_cuda
+
+
+def test_trainer_fp16_on_cuda_runs_eager_with_the_scaler():
+    trainer = Trainer(_config(precision="fp16"), device=torch.device("cuda"))
+    assert trainer.step_path == "fast-eager"
+    for _ in range(3):
+        stats = trainer.train_iteration()
+    assert torch.isfinite(stats["generator_loss"])
