@@ -1,4 +1,4 @@
-"""The ``wgangp`` command: ``train``, ``eval``, ``sample``, ``bench`` and ``presets``.
+"""The ``wgangp`` command: ``train``, ``eval``, ``sample``, ``compare``, ``figure``, ``bench`` and ``presets``.
 
 Every mistake a user can make ends in one line on stderr and a non-zero exit code, never a traceback:
 
@@ -168,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=_non_negative_int, default=0, help="seed for the latents")
     sample.add_argument("--device", help="auto | cpu | cuda")
 
+    _add_compare_parsers(commands)
+
     bench = commands.add_parser(
         "bench",
         help="time a generator iteration per step path against the seed-style plain loop (toy MLP)",
@@ -186,6 +188,75 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _DATASETS = ["8gaussians", "25gaussians", "swissroll", "digits", "mnist", "cifar10", "folder", "vectors"]
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number; got {text!r}") from None
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a positive number; got {text}")
+    return value
+
+
+def _add_compare_parsers(commands: argparse._SubParsersAction) -> None:
+    from wgangp.compare import COMPARE_DATASETS
+
+    compare = commands.add_parser(
+        "compare",
+        help="WGAN-GP vs weight clipping vs standard GAN at equal budget, with a report",
+        description="Train WGAN-GP, WGAN with weight clipping and the standard GAN with the same networks, "
+        "data, seed and budget; write report.html, report.md and results.json.",
+    )
+    compare.add_argument("--dataset", default="8gaussians", choices=list(COMPARE_DATASETS), help="data")
+    budget = compare.add_mutually_exclusive_group()
+    budget.add_argument(
+        "--steps", type=_positive_int, help="generator iterations per method (default: preset's)"
+    )
+    budget.add_argument("--budget", type=_positive_float, metavar="SECONDS", help="training time per method")
+    compare.add_argument("--seeds", type=_positive_int, default=1, help="seeds per method (mean ± std)")
+    compare.add_argument("--seed", type=_non_negative_int, default=0, help="first seed")
+    compare.add_argument(
+        "--preset",
+        default="fast",
+        choices=list(PRESETS),
+        help="recipe every method starts from (default: fast)",
+    )
+    compare.add_argument(
+        "--set",
+        dest="sets",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="override one key (all methods)",
+    )
+    compare.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    compare.add_argument(
+        "--out", metavar="DIR", help="report directory (default: runs/compare-<dataset>-<time>)"
+    )
+    compare.add_argument("--overwrite", action="store_true", help="replace a report already in --out")
+    compare.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    figure = commands.add_parser(
+        "figure",
+        help="the paper's Figure 1a (critic surfaces) or 1b (gradients through a 12-layer critic)",
+        description="Reproduce Figure 1 of Gulrajani et al. 2017: 1a, value surfaces of critics trained "
+        "against real data + N(0,1) noise; 1b, per-layer gradient norms and weights of deep critics.",
+    )
+    figure.add_argument("which", choices=["1a", "1b"], help="which panel")
+    figure.add_argument("--out", metavar="DIR", default="figures", help="output directory (default: figures)")
+    figure.add_argument(
+        "--iterations",
+        type=_positive_int,
+        help="1a: critic steps (default 1000); 1b: generator iterations (default 200)",
+    )
+    figure.add_argument(
+        "--width", type=_positive_int, help="hidden units per layer (default 512, the paper's)"
+    )
+    figure.add_argument("--batch-size", type=_positive_int, help="batch size (default 256)")
+    figure.add_argument("--seed", type=_non_negative_int, default=0, help="seed")
+    figure.add_argument("--resolution", type=_positive_int, default=128, help="1a: grid points per axis")
 
 
 def _version() -> str:
@@ -320,6 +391,75 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    import time
+
+    from wgangp.compare import Budget, run_comparison
+    from wgangp.report import markdown_table
+
+    steps = args.steps
+    if steps is None and args.budget is None:
+        steps = resolve_config(args.preset, sets=args.sets).steps
+    budget = Budget(steps=steps, seconds=args.budget)
+    out = (
+        Path(args.out)
+        if args.out
+        else Path("runs") / f"compare-{args.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
+    if (out / "results.json").exists() and not args.overwrite:
+        raise UserError(
+            f"{out} already holds a report; pass --overwrite to replace it or choose another --out"
+        )
+    results = run_comparison(
+        args.dataset,
+        out,
+        budget=budget,
+        seeds=args.seeds,
+        first_seed=args.seed,
+        preset=args.preset,
+        sets=args.sets,
+        device=args.device,
+        progress=not args.no_progress,
+    )
+    print(f"\n{args.dataset}, {budget.describe()}, seeds {results['seeds']}:\n")
+    print(markdown_table(results))
+    claim = results["claim"]
+    print(f"\n{claim['text']}: {'holds' if claim['holds'] else 'does not hold'}")
+    print(f"report: {out / 'report.html'} ({out / 'report.md'}, {out / 'results.json'})")
+    return 0
+
+
+def _cmd_figure(args: argparse.Namespace) -> int:
+    from wgangp.figures import write_figure_1a, write_figure_1b
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output path {out} exists and is not a directory")
+    options = {
+        key: value
+        for key, value in (("width", args.width), ("batch_size", args.batch_size), ("seed", args.seed))
+        if value is not None
+    }
+    if args.which == "1a":
+        if args.iterations is not None:
+            options["iterations"] = args.iterations
+        path, summary = write_figure_1a(out, resolution=args.resolution, **options)
+        for row in summary["panels"]:
+            print(
+                f"{row['dataset']:<12} {row['loss']:<10} W estimate {row['w_estimate']:.4g}  "
+                f"max ‖∇D‖ {row['lipschitz']:.4g}  recovers {row['recovered']:.1%} of W1 = {row['w1']:.4g}"
+            )
+    else:
+        if args.iterations is not None:
+            options["steps"] = args.iterations
+        path, summary = write_figure_1b(out, **options)
+        for row in summary["runs"]:
+            bound = "" if row["fraction_at_bound"] is None else f"  at ±c: {row['fraction_at_bound']:.1%}"
+            print(f"{row['label']:<28} layer-norm span ×{row['span']:.3g} ({row['trend']}){bound}")
+    print(f"figure: {path} (numbers: {path.with_suffix('.json')})")
+    return 0
+
+
 def _one_line_warning(command: str) -> Callable[..., None]:
     """Warnings as ``wgangp CMD: warning: ...`` lines, without the source line Python adds."""
 
@@ -357,9 +497,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "presets":
             print(_presets_help())
             return 0
-        handler = {"train": _cmd_train, "eval": _cmd_eval, "sample": _cmd_sample, "bench": _cmd_bench}[
-            args.command
-        ]
+        handler = {
+            "train": _cmd_train,
+            "eval": _cmd_eval,
+            "sample": _cmd_sample,
+            "compare": _cmd_compare,
+            "figure": _cmd_figure,
+            "bench": _cmd_bench,
+        }[args.command]
         with warnings.catch_warnings():
             warnings.showwarning = _one_line_warning(args.command)
             return handler(args)

@@ -18,15 +18,17 @@ import torch
 from torch import Tensor, nn
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["critic_surface", "plot_curves", "plot_toy"]
+__all__ = ["critic_surface", "draw_toy", "new_figure", "plot_curves", "plot_toy", "save_figure"]
 
 # Evaluate the grid in chunks so a fine grid does not need one huge activation tensor.
 _GRID_CHUNK = 65_536
 
 
-def _new_figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
+    """A constrained-layout figure on its own Agg canvas (never registered with pyplot)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -35,7 +37,8 @@ def _new_figure(width: float, height: float) -> Figure:
     return fig
 
 
-def _save(fig: Figure, path: str | os.PathLike[str]) -> None:
+def save_figure(fig: Figure, path: str | os.PathLike[str]) -> None:
+    """Write ``fig`` as a PNG, creating parent directories."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(target, format="png")
@@ -122,25 +125,42 @@ def plot_toy(
         extent: axes limits ``±extent`` (also the surface's extent).
         resolution: surface grid points per axis.
     """
+    fig = new_figure(5.5, 5.0)
+    draw_toy(fig.add_subplot(), real, fake, critic, title=title, extent=extent, resolution=resolution)
+    save_figure(fig, path)
+
+
+def draw_toy(
+    ax: Axes,
+    real: Tensor | np.ndarray | None,
+    fake: Tensor | np.ndarray,
+    critic: nn.Module | None = None,
+    *,
+    title: str = "",
+    extent: float = 3.0,
+    resolution: int = 128,
+    colorbar: bool = True,
+    legend: bool = True,
+) -> None:
+    """Draw :func:`plot_toy`'s picture on ``ax`` (for figures with several panels); arguments as there."""
     real_np = None if real is None else _to_numpy_points(real, "real")
     fake_np = _to_numpy_points(fake, "fake")
-    fig = _new_figure(5.5, 5.0)
-    ax = fig.add_subplot()
     if critic is not None:
         xs, ys, values = critic_surface(critic, extent=extent, resolution=resolution)
         filled = ax.contourf(xs, ys, values, levels=20, cmap="viridis", alpha=0.45)
         ax.contour(xs, ys, values, levels=20, colors="k", linewidths=0.4, alpha=0.6)
-        fig.colorbar(filled, ax=ax, shrink=0.8, label="critic value D(x)")
+        if colorbar:
+            ax.figure.colorbar(filled, ax=ax, shrink=0.8, label="critic value D(x)")
     if real_np is not None:
         ax.scatter(real_np[:, 0], real_np[:, 1], c="orange", marker="+", s=20, linewidths=0.8, label="real")
     ax.scatter(fake_np[:, 0], fake_np[:, 1], c="green", marker="+", s=20, linewidths=0.8, label="generated")
     ax.set_xlim(-extent, extent)
     ax.set_ylim(-extent, extent)
     ax.set_aspect("equal")
-    ax.legend(loc="upper right", fontsize="small")
+    if legend:
+        ax.legend(loc="upper right", fontsize="small")
     if title:
         ax.set_title(title)
-    _save(fig, path)
 
 
 def plot_curves(path: str | os.PathLike[str], rows: list[dict[str, float]], *, keys: Sequence[str]) -> None:
@@ -158,7 +178,7 @@ def plot_curves(path: str | os.PathLike[str], rows: list[dict[str, float]], *, k
     present = [key for key in dict.fromkeys(keys) if any(key in row for row in stepped)]
     ncols = min(3, max(1, len(present)))
     nrows = max(1, math.ceil(len(present) / ncols))
-    fig = _new_figure(3.6 * ncols, 2.6 * nrows)
+    fig = new_figure(3.6 * ncols, 2.6 * nrows)
     if not present:
         ax = fig.add_subplot()
         message = "no data yet for: " + ", ".join(keys)
@@ -172,4 +192,4 @@ def plot_curves(path: str | os.PathLike[str], rows: list[dict[str, float]], *, k
         ax.set_title(key, fontsize="medium")
         ax.set_xlabel("step")
         ax.grid(True, alpha=0.3)
-    _save(fig, path)
+    save_figure(fig, path)

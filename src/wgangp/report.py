@@ -1,0 +1,260 @@
+"""The comparison report: its pictures (samples side by side, training curves) and its documents.
+
+``write_report`` turns the results dict of :func:`wgangp.compare.run_comparison` into ``results.json``,
+``report.md`` (images beside it) and ``report.html`` (self-contained: images as base64 data URIs). Nothing
+here trains or evaluates; the documents are a function of the results and the PNGs alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from wgangp.plots import new_figure, save_figure
+
+if TYPE_CHECKING:
+    from wgangp.compare import DatasetKind
+    from wgangp.trainer import Trainer
+
+__all__ = ["format_mean_std", "markdown_table", "plot_compare_curves", "plot_compare_samples", "write_report"]
+
+_COLORS = {"wgan-gp": "tab:blue", "wgan-clip": "tab:red", "gan": "tab:green"}
+
+
+def _label(method: str) -> str:
+    from wgangp.compare import METHOD_LABELS
+
+    return METHOD_LABELS.get(method, method)
+
+
+def plot_compare_samples(path: Path, kind: DatasetKind, pictures: Sequence[tuple[str, int, Trainer]]) -> Path:
+    """One panel per (seed, method): rows are seeds, columns methods, drawn by ``kind.draw_samples``."""
+    methods = list(dict.fromkeys(m for m, _, _ in pictures))
+    seeds = list(dict.fromkeys(s for _, s, _ in pictures))
+    fig = new_figure(3.0 * len(methods), 3.0 * len(seeds))
+    for method, seed, trainer in pictures:
+        index = seeds.index(seed) * len(methods) + methods.index(method) + 1
+        ax = fig.add_subplot(len(seeds), len(methods), index)
+        kind.draw_samples(ax, trainer, title=f"{_label(method)}, seed {seed}\nstep {trainer.step}")
+        ax.title.set_fontsize("small")
+    save_figure(fig, path)
+    return path
+
+
+def plot_compare_curves(path: Path, results: dict[str, Any]) -> Path:
+    """Training curves of every method and seed: rows against step and training time, one column per stat.
+
+    Columns: the critic's Wasserstein estimate ``E[D(x)] − E[D(x̃)]`` (for the GAN: the logit gap), mean
+    ``‖∇D(x̂)‖`` (log scale), the losses, and the first metric over the evaluations.
+    """
+    from wgangp.compare import CURVE_KEYS
+
+    metric = results["metrics"][0]
+    columns = [*CURVE_KEYS, metric["key"]]
+    titles = {
+        "wasserstein": "E[D(x)] − E[D(x̃)]",
+        "grad_norm": "mean ‖∇D(x̂)‖",
+        "critic_loss": "critic loss",
+        "generator_loss": "generator loss",
+        metric["key"]: metric["label"],
+    }
+    fig = new_figure(3.2 * len(columns), 5.4)
+    for row, axis in enumerate(("step", "time")):
+        for col, key in enumerate(columns):
+            ax = fig.add_subplot(2, len(columns), row * len(columns) + col + 1)
+            for method in results["methods"]:
+                for index, run in enumerate(results["runs"][method]):
+                    rows = run["evals"] if key == metric["key"] else run["curves"]
+                    points = [(r[axis], r[key]) for r in rows if key in r and math.isfinite(r[key])]
+                    if not points:
+                        continue
+                    xs, ys = zip(*points, strict=True)
+                    ax.plot(
+                        xs,
+                        ys,
+                        color=_COLORS.get(method),
+                        alpha=0.9 if index == 0 else 0.45,
+                        linewidth=1.0,
+                        label=_label(method) if index == 0 else None,
+                    )
+            if key == "grad_norm":
+                ax.set_yscale("log")
+            ax.set_title(titles[key], fontsize="small")
+            ax.set_xlabel("generator iteration" if axis == "step" else "training time (s)", fontsize="small")
+            ax.grid(True, alpha=0.3)
+            ax.tick_params(labelsize="x-small")
+            if row == 0 and col == 0:
+                ax.legend(fontsize="x-small")
+    save_figure(fig, path)
+    return path
+
+
+def format_mean_std(stats: dict[str, float], *, digits: int = 3) -> str:
+    """``mean ± std`` (just ``mean`` for one seed); ``—`` when there is no finite value."""
+    mean, std, n = stats.get("mean", math.nan), stats.get("std", math.nan), stats.get("n", 0)
+    if not n or not math.isfinite(mean):
+        return "—"
+    if n == 1:
+        return f"{mean:.{digits}g}"
+    return f"{mean:.{digits}g} ± {std:.2g}"
+
+
+def _table_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    header = ["method", *(m["label"] for m in results["metrics"]), "iterations", "train time (s)"]
+    rows = []
+    for method in results["methods"]:
+        summary = results["summary"][method]
+        cells = [format_mean_std(summary[m["key"]]) for m in results["metrics"]]
+        steps = summary["steps"]
+        iterations = f"{steps['mean']:.0f}" + (f" ± {steps['std']:.0f}" if steps["n"] > 1 else "")
+        cells += [iterations, format_mean_std(summary["seconds"])]
+        diverged = sum(1 for r in results["runs"][method] if r["diverged"])
+        name = _label(method) + (f" ({diverged} diverged)" if diverged else "")
+        rows.append([name, *cells])
+    return header, rows
+
+
+def markdown_table(results: dict[str, Any]) -> str:
+    """The metrics table (mean ± std over seeds) as GitHub Markdown."""
+    header, rows = _table_rows(results)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _claim_text(results: dict[str, Any]) -> str:
+    claim = results["claim"]
+    verdict = "holds" if claim["holds"] else "does not hold"
+    detail = ""
+    if claim["decided_by"] is not None:
+        detail = (
+            f" (decided by {claim['decided_by']}: WGAN-GP {claim['wgan-gp']:.4g}"
+            f" vs clipping {claim['wgan-clip']:.4g}, means over seeds)"
+        )
+    return f"Claim: {claim['text']} — **{verdict}** here{detail}."
+
+
+def _recipe(method: str, config: dict[str, Any]) -> str:
+    text = (
+        f"{_label(method)}: {config['optimizer']} lr {config['lr_critic']:g}, n_critic {config['n_critic']}, "
+        f"MLP {config['width']}×{config['depth']}"
+    )
+    if method == "wgan-gp":
+        text += f", λ = {config['penalty_weight']:g}"
+    elif method == "wgan-clip":
+        text += f", c = {config['clip_value']:g}"
+    return text
+
+
+def _intro(results: dict[str, Any]) -> list[str]:
+    budget = results["budget"]
+    what = (
+        f"{budget['steps']} generator iterations per method"
+        if budget["steps"] is not None
+        else f"{budget['seconds']:g} s of training time per method"
+    )
+    env = results["environment"]
+    seeds = ", ".join(map(str, results["seeds"]))
+    return [
+        f"Dataset **{results['dataset']}**, preset `{results['preset']}`, budget {what}, seeds {seeds}.",
+        "Same networks, data stream and seed for every method; each uses its own optimizer recipe: "
+        + "; ".join(_recipe(m, results["configs"][m]) for m in results["methods"])
+        + ".",
+        f"torch {env['torch']} on {env['device']}, {env['threads']} CPU thread(s).",
+    ]
+
+
+def _markdown(results: dict[str, Any]) -> str:
+    images = results["images"]
+    parts = [
+        f"# WGAN-GP vs weight clipping vs standard GAN: {results['dataset']}",
+        "",
+        *_intro(results),
+        "",
+        "## Metrics (mean ± std over seeds, final generator)",
+        "",
+        markdown_table(results),
+        "",
+        _claim_text(results),
+        "",
+        "## Samples over the critic's value surface",
+        "",
+        f"![samples]({images['samples']})",
+        "",
+        "## Training curves",
+        "",
+        f"![curves]({images['curves']})",
+        "",
+        "Raw numbers: `results.json`; each run's checkpoint: `runs/<method>-seed<k>/` "
+        "(works with `wgangp eval` and `wgangp sample`).",
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def _data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def _html(results: dict[str, Any], out_dir: Path) -> str:
+    header, rows = _table_rows(results)
+    esc = html.escape
+    table = "<table>\n<tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>\n"
+    table += "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>\n" for row in rows)
+    table += "</table>"
+    claim = esc(_claim_text(results)).replace("**", "")
+    images = {name: _data_uri(out_dir / file) for name, file in results["images"].items()}
+    intro = "".join(f"<p>{esc(line)}</p>" for line in _intro(results))
+    title = f"WGAN-GP vs weight clipping vs standard GAN: {results['dataset']}"
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
+<style>
+body {{ font-family: sans-serif; max-width: 1400px; margin: 2em auto; padding: 0 1em; }}
+table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: 4px 10px; }}
+img {{ max-width: 100%; }}
+</style></head><body>
+<h1>{esc(title)}</h1>
+{intro}
+<h2>Metrics (mean ± std over seeds, final generator)</h2>
+{table}
+<p>{claim}</p>
+<h2>Samples over the critic's value surface</h2>
+<img alt="samples" src="{images["samples"]}">
+<h2>Training curves</h2>
+<img alt="curves" src="{images["curves"]}">
+</body></html>
+"""
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write via a temporary file and ``os.replace``: a reader never sees half a report."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_report(out_dir: str | Path, results: dict[str, Any]) -> dict[str, Path]:
+    """Write ``results.json``, ``report.md`` and ``report.html`` into ``out_dir``; returns their paths."""
+    out = Path(out_dir)
+    paths = {"json": out / "results.json", "md": out / "report.md", "html": out / "report.html"}
+    _write_text(paths["json"], json.dumps(_finite_or_null(results), indent=1, allow_nan=False) + "\n")
+    _write_text(paths["md"], _markdown(results))
+    _write_text(paths["html"], _html(results, out))
+    return paths
+
+
+def _finite_or_null(value: Any) -> Any:
+    """JSON has no NaN or inf: write them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_null(v) for v in value]
+    return value
