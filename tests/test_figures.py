@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 import torch
@@ -21,7 +20,7 @@ from wgangp.figures import (
 from wgangp.models.mlp import MLPCritic
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-slow = pytest.mark.skipif(os.environ.get("WGANGP_SLOW") != "1", reason="slow: set WGANGP_SLOW=1")
+slow = pytest.mark.slow
 
 
 def test_layer_gradient_norms_match_a_manual_backward():

@@ -219,9 +219,8 @@ def _add_compare_parsers(commands: argparse._SubParsersAction) -> None:
     compare.add_argument("--seed", type=_non_negative_int, default=0, help="first seed")
     compare.add_argument(
         "--preset",
-        default="fast",
         choices=list(PRESETS),
-        help="recipe every method starts from (default: fast)",
+        help="recipe every method starts from (default: fast; digits: the digits preset)",
     )
     compare.add_argument(
         "--set",
@@ -397,9 +396,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from wgangp.compare import Budget, run_comparison
     from wgangp.report import markdown_table
 
+    preset = args.preset or DATASET_PRESETS.get(args.dataset, "fast")
     steps = args.steps
     if steps is None and args.budget is None:
-        steps = resolve_config(args.preset, sets=args.sets).steps
+        steps = resolve_config(preset, sets=args.sets).steps
     budget = Budget(steps=steps, seconds=args.budget)
     out = (
         Path(args.out)
@@ -416,7 +416,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         budget=budget,
         seeds=args.seeds,
         first_seed=args.seed,
-        preset=args.preset,
+        preset=preset,
         sets=args.sets,
         device=args.device,
         progress=not args.no_progress,

@@ -59,7 +59,7 @@ METHOD_LABELS: dict[str, str] = {
     "gan": "standard GAN",
 }
 # The datasets `compare` accepts; a new DatasetKind adds its names here and a branch in dataset_kind().
-COMPARE_DATASETS: tuple[str, ...] = TOY_DATASETS
+COMPARE_DATASETS: tuple[str, ...] = (*TOY_DATASETS, "digits")
 # Points per panel in the samples figure.
 SAMPLES_DRAWN = 500
 # The training stats drawn as curves, in panel order (mean ‖∇D(x̂)‖ is probed the same way for every loss).
@@ -133,11 +133,54 @@ class ToyKind:
         draw_toy(ax, real, fake, trainer.critic, title=title, colorbar=False, legend=False, resolution=96)
 
 
-def dataset_kind(config: TrainConfig) -> DatasetKind:
+class DigitsKind:
+    """sklearn's digits: Fréchet distance and KID in the features of a classifier trained on the real digits,
+    and the classes its confident predictions cover (:mod:`wgangp.metrics.images`).
+
+    The classifier is trained once, cached in ``cache_dir``, and shared by every method and seed.
+    """
+
+    samples_title = "Samples (a fixed latent batch)"
+
+    def __init__(self, config: TrainConfig, cache_dir: Path | None = None) -> None:
+        from wgangp.data import ArraySampler, build_sampler
+        from wgangp.metrics.images import classifier_metrics
+
+        self.config = config
+        fd = MetricSpec("fd", "classifier FD ↓", "lower")
+        kid = MetricSpec("kid", "classifier KID ↓", "lower")
+        classes = MetricSpec("classes_covered", "classes covered ↑", "higher")
+        self.metrics: tuple[MetricSpec, ...] = (fd, kid, classes)
+        self.ranking: tuple[MetricSpec, ...] = (fd,)
+        self.claim = "WGAN-GP reaches a lower classifier-space Fréchet distance than weight clipping"
+        self.scorer = classifier_metrics(config, cache_dir=cache_dir, reference_samples=config.eval_samples)
+        sampler = build_sampler(config, torch.device("cpu"))
+        assert isinstance(sampler, ArraySampler)
+        self.real = sampler.reference(config.batch_size, seed=config.seed + 1_000_003)
+        self.seed = config.seed + 1_000_004
+
+    def evaluate(self, trainer: Trainer) -> dict[str, float]:
+        metrics = self.scorer(trainer.sample(self.config.eval_samples, seed=self.seed).cpu())
+        return {key: float(value) for key, value in metrics.items()}
+
+    def probe_points(self, n: int) -> Tensor:
+        return self.real[:n]
+
+    def draw_samples(self, ax: Axes, trainer: Trainer, *, title: str) -> None:
+        from wgangp.grid import image_grid
+
+        grid = image_grid(trainer.sample(36, seed=self.seed).cpu())
+        ax.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray", interpolation="nearest")
+        ax.set_axis_off()
+        ax.set_title(title)
+
+
+def dataset_kind(config: TrainConfig, cache_dir: Path | None = None) -> DatasetKind:
     """The :class:`DatasetKind` for ``config.dataset``."""
     if config.dataset in TOY_DATASETS:
         return ToyKind(config)
-    # The images pipeline plugs in here, e.g. `if config.dataset == "digits": return DigitsKind(config)`.
+    if config.dataset == "digits":
+        return DigitsKind(config, cache_dir)
     raise UserError(
         f"compare does not support dataset {config.dataset!r}; choose {', '.join(COMPARE_DATASETS)}"
     )
@@ -346,11 +389,11 @@ def run_comparison(
         ]
         for m in methods
     }
-    kind = dataset_kind(configs[methods[0]][0])
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UserError(f"cannot write to output directory {out}: {err.strerror or err}") from None
+    kind = dataset_kind(configs[methods[0]][0], cache_dir=out)
 
     runs: dict[str, list[MethodRun]] = {m: [] for m in methods}
     pictures: list[tuple[str, int, Trainer]] = []  # first seeds' trainers for the samples figure

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from wgangp.data.toy import TOY_DATASETS
 from wgangp.plots import new_figure, save_figure
 
 if TYPE_CHECKING:
@@ -140,10 +141,22 @@ def _claim_text(results: dict[str, Any]) -> str:
     return f"Claim: {claim['text']} — **{verdict}** here{detail}."
 
 
+def _samples_heading(results: dict[str, Any]) -> str:
+    if results["dataset"] in TOY_DATASETS:
+        return "Samples over the critic's value surface"
+    return "Samples (a fixed latent batch)"
+
+
+def _network(config: dict[str, Any]) -> str:
+    if config.get("model", "mlp") == "mlp":
+        return f"MLP {config['width']}×{config['depth']}"
+    return f"{config['model']} width {config['conv_width']} at {config['resolution']}×{config['resolution']}"
+
+
 def _recipe(method: str, config: dict[str, Any]) -> str:
     text = (
         f"{_label(method)}: {config['optimizer']} lr {config['lr_critic']:g}, n_critic {config['n_critic']}, "
-        f"MLP {config['width']}×{config['depth']}"
+        f"{_network(config)}"
     )
     if method == "wgan-gp":
         text += f", λ = {config['penalty_weight']:g}"
@@ -183,7 +196,7 @@ def _markdown(results: dict[str, Any]) -> str:
         "",
         _claim_text(results),
         "",
-        "## Samples over the critic's value surface",
+        f"## {_samples_heading(results)}",
         "",
         f"![samples]({images['samples']})",
         "",
@@ -224,7 +237,7 @@ img {{ max-width: 100%; }}
 <h2>Metrics (mean ± std over seeds, final generator)</h2>
 {table}
 <p>{claim}</p>
-<h2>Samples over the critic's value surface</h2>
+<h2>{esc(_samples_heading(results))}</h2>
 <img alt="samples" src="{images["samples"]}">
 <h2>Training curves</h2>
 <img alt="curves" src="{images["curves"]}">
