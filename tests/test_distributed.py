@@ -140,10 +140,13 @@ def test_two_processes_train_as_one(two_process_run, tmp_path):
 
 
 def test_uneven_split_weights_shards_by_size(tmp_path):
-    """31 rows over 2 processes (15 + 16): the loss, penalty and gradients are global-batch means."""
-    out = tmp_path / "two"
-    _torchrun(2, ["--out", str(out), "--steps", "2", *_sets(batch_size=31), *QUIET])
-    _train_one_process(tmp_path / "one", 2, batch_size=31)
+    """31 rows over 2 processes (15 + 16): the loss, penalty and gradients are global-batch means.
+
+    Also the fast step (``wgangp.fast``, here through a lazy penalty) rather than the trainer's own.
+    """
+    out, fast = tmp_path / "two", {"batch_size": 31, "penalty_every": 2}
+    _torchrun(2, ["--out", str(out), "--steps", "2", *_sets(**fast), *QUIET])
+    _train_one_process(tmp_path / "one", 2, **fast)
     _assert_same_training(_state(out, 2), _state(tmp_path / "one", 2))
     two, one = ([r for r in read_metrics(d) if "penalty" in r] for d in (out, tmp_path / "one"))
     assert len(two) == len(one) == 2

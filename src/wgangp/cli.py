@@ -265,7 +265,7 @@ def _version() -> str:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from wgangp.distributed import init_from_env, shutdown
+    from wgangp.distributed import init_from_env, same_on_every_rank, shutdown
     from wgangp.resume import find_resume_point
     from wgangp.run import default_run_dir, train
 
@@ -301,6 +301,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         run_dir = resume.run_dir
     # Under torchrun: join the process group (data parallelism, wgangp.distributed); else one process.
     shard = init_from_env(config)
+    run_dir = same_on_every_rank(shard, run_dir)  # a default name holds the time of each rank's start
     try:
         result = train(
             config,

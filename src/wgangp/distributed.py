@@ -28,7 +28,7 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import torch
 import torch.distributed as dist
@@ -40,6 +40,8 @@ from wgangp.penalty import Rows
 if TYPE_CHECKING:
     from wgangp.config import TrainConfig
 
+T = TypeVar("T")
+
 __all__ = [
     "Shard",
     "all_reduce_gradients",
@@ -50,6 +52,7 @@ __all__ = [
     "reduce_flags",
     "reduce_means",
     "run_on_main",
+    "same_on_every_rank",
     "shutdown",
 ]
 
@@ -175,6 +178,15 @@ def run_on_main(shard: Shard, action: Callable[[], object]) -> None:
             raise UserError(f"rank 0: {message}", exit_code=code)
     if error is not None:
         raise error
+
+
+def same_on_every_rank(shard: Shard, value: T) -> T:
+    """Rank 0's ``value`` on every rank (e.g. a run directory named from the clock)."""
+    if not shard.distributed:
+        return value
+    box: list[object] = [value]
+    dist.broadcast_object_list(box, src=0)
+    return cast("T", box[0])
 
 
 @torch.no_grad()
