@@ -7,6 +7,7 @@ process through the CLI.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -229,3 +230,30 @@ def test_a_dead_or_stuck_rank_fails_the_job(tmp_path, how):
         if job.poll() is None:
             job.kill()
             job.wait()
+
+
+def test_sigterm_stops_every_rank_at_the_same_step_after_one_checkpoint(tmp_path):
+    out = tmp_path / "r"
+    sets = _sets(batch_size=32, checkpoint_every=10**6)
+    job = subprocess.Popen(
+        _torchrun_argv(2, ["--out", str(out), "--steps", "1000000", *sets, *QUIET]),
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + LAUNCH_TIMEOUT
+        while not (out / "metrics.jsonl").is_file():  # rank 0 has logged a step
+            assert job.poll() is None and time.monotonic() < deadline, "the job did not start"
+            time.sleep(0.2)
+        job.send_signal(signal.SIGTERM)  # torchrun passes it on to both workers
+        _, err = job.communicate(timeout=LAUNCH_TIMEOUT)
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.wait()
+    assert job.returncode != 0
+    stops = re.findall(r"stopped by SIGTERM at step (\d+)", err)
+    assert len(stops) == 2 and stops[0] == stops[1], err[-2000:]
+    assert [step for step, _ in CheckpointDir(out).step_files()] == [int(stops[0])]

@@ -323,7 +323,7 @@ def train(
                     saved = store.save(checkpoint())
             if stopping and not last:
                 raise RunInterrupted(
-                    f"stopped by {stop.name} at step {step}; checkpoint {saved}; "
+                    f"stopped by {stop.name} at step {step}; checkpoint {saved or 'saved by rank 0'}; "
                     f"continue with: wgangp train --resume {run_dir}",
                     exit_code=stop.exit_code,
                 )
