@@ -265,6 +265,7 @@ def _version() -> str:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from wgangp.distributed import init_from_env, same_on_every_rank, shutdown
     from wgangp.resume import find_resume_point
     from wgangp.run import default_run_dir, train
 
@@ -298,16 +299,24 @@ def _cmd_train(args: argparse.Namespace) -> int:
         resume = find_resume_point(args.resume)
         config = resolve_config(args.preset, base=resume.config, **layers)
         run_dir = resume.run_dir
-    result = train(
-        config,
-        run_dir,
-        overwrite=args.overwrite,
-        resume=resume,
-        force=args.force,
-        progress=not args.no_progress,
-        tensorboard=not args.no_tensorboard,
-    )
-    _print_summary(config, result.metrics, result.seconds, result.run_dir, [str(p) for p in result.plots])
+    # Under torchrun: join the process group (data parallelism, wgangp.distributed); else one process.
+    shard = init_from_env(config)
+    run_dir = same_on_every_rank(shard, run_dir)  # a default name holds the time of each rank's start
+    try:
+        result = train(
+            config,
+            run_dir,
+            overwrite=args.overwrite,
+            resume=resume,
+            force=args.force,
+            progress=not args.no_progress,
+            tensorboard=not args.no_tensorboard,
+            shard=shard,
+        )
+    finally:
+        shutdown()
+    if shard.is_main:
+        _print_summary(config, result.metrics, result.seconds, result.run_dir, [str(p) for p in result.plots])
     return 0
 
 

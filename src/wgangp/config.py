@@ -180,6 +180,12 @@ class TrainConfig:
     skip_nonfinite: bool = _f(
         False, "skip an update whose loss or gradient is non-finite instead of stopping the run"
     )
+    dist_timeout: int = _f(
+        1800,
+        "torchrun: seconds a process waits at a collective before the job fails (a dead rank); must exceed "
+        "rank 0's longest pause for evaluation, plots and checkpoints",
+        low=1,
+    )
     eval_samples: int = _f(2000, "samples for W1 and mode metrics (n generated vs n real)", low=2)
     grid_samples: int = _f(64, "images in each sample grid (a fixed latent batch)", low=1)
 

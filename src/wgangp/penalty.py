@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, overload
+from typing import Any, Literal, NamedTuple, overload
 
 import torch
 from torch import Tensor, nn
@@ -37,6 +37,7 @@ PENALTY_POINTS: tuple[str, ...] = ("interpolates", "real", "fake", "dragan")
 __all__ = [
     "PENALTY_KINDS",
     "PENALTY_POINTS",
+    "Rows",
     "check_critic",
     "dragan_points",
     "gradient_norms",
@@ -47,23 +48,42 @@ __all__ = [
 ]
 
 
-def per_sample_uniform(like: Tensor, generator: torch.Generator | None = None) -> Tensor:
+class Rows(NamedTuple):
+    """A batch that is rows ``start:stop`` of a global batch of ``total`` (data parallelism).
+
+    Random draws for such a batch are made for the whole global batch and cut to these rows, so N
+    processes together draw exactly what one process draws (see ``wgangp.distributed``).
+    """
+
+    start: int
+    stop: int
+    total: int
+
+
+def per_sample_uniform(
+    like: Tensor, generator: torch.Generator | None = None, *, rows: Rows | None = None
+) -> Tensor:
     """ε ~ U[0, 1), one per sample, shaped ``[N, 1, ..., 1]`` to broadcast against ``like``.
 
     Drawn as ``torch.rand((N,) + (1,) * (like.ndim - 1))`` so that, for the same generator state, the
-    values equal those of the seed's ``torch.rand(N, 1, 1, 1)`` for images.
+    values equal those of the seed's ``torch.rand(N, 1, 1, 1)`` for images. With ``rows``, drawn for the
+    global batch ``[rows.total, 1, ...]`` and cut to ``rows``.
     """
-    shape = (like.shape[0],) + (1,) * (like.ndim - 1)
-    return torch.rand(shape, generator=generator, device=like.device, dtype=like.dtype)
+    n = like.shape[0] if rows is None else rows.total
+    eps = torch.rand((n,) + (1,) * (like.ndim - 1), generator=generator, device=like.device, dtype=like.dtype)
+    return eps if rows is None else eps[rows.start : rows.stop]
 
 
-def interpolate(real: Tensor, fake: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def interpolate(
+    real: Tensor, fake: Tensor, generator: torch.Generator | None = None, *, rows: Rows | None = None
+) -> Tensor:
     """``x̂ = ε·real + (1 − ε)·fake`` with one ε ~ U[0, 1] per sample (WGAN-GP, eq. 3).
 
-    Both inputs are detached: the penalty's graph reaches the critic's parameters only.
+    Both inputs are detached: the penalty's graph reaches the critic's parameters only. ``rows``: see
+    :class:`Rows`.
     """
     real, fake = real.detach(), fake.detach()
-    eps = per_sample_uniform(real, generator)  # [N, 1, ..., 1]
+    eps = per_sample_uniform(real, generator, rows=rows)  # [N, 1, ..., 1]
     return torch.lerp(fake, real, eps)  # fake + ε (real − fake) = ε real + (1 − ε) fake
 
 
@@ -168,6 +188,7 @@ def gradient_penalty(
     create_graph: bool = ...,
     allow_batchnorm: bool = ...,
     return_norms: Literal[False] = ...,
+    rows: Rows | None = ...,
 ) -> Tensor: ...
 
 
@@ -187,6 +208,7 @@ def gradient_penalty(
     create_graph: bool = ...,
     allow_batchnorm: bool = ...,
     return_norms: Literal[True],
+    rows: Rows | None = ...,
 ) -> tuple[Tensor, Tensor]: ...
 
 
@@ -205,6 +227,7 @@ def gradient_penalty(
     create_graph: bool = True,
     allow_batchnorm: bool = False,
     return_norms: bool = False,
+    rows: Rows | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Unweighted gradient penalty ``E[(‖∇_x̂ D(x̂)‖₂ − 1)²]`` (Gulrajani et al. 2017, arXiv:1704.00028).
 
@@ -227,6 +250,8 @@ def gradient_penalty(
         create_graph: keep the graph so the penalty can be differentiated w.r.t. the critic's parameters.
         allow_batchnorm: skip the refusal of BatchNorm critics (their per-sample gradients are wrong).
         return_norms: also return the detached per-sample gradient norms ``[k]`` (for logging).
+        rows: this batch is ``rows`` of a global batch (data parallelism): ε is drawn for the global batch
+            and cut (see :class:`Rows`); needs ``fraction=1`` and ``at != "dragan"``.
 
     Returns:
         The scalar mean penalty (fp32), or ``(penalty, norms)`` with ``return_norms=True``.
@@ -251,6 +276,8 @@ def gradient_penalty(
             raise ValueError(f"at={at!r} needs fake samples")
         if fake.shape != real.shape:
             raise ValueError(f"real and fake shapes differ: {tuple(real.shape)} vs {tuple(fake.shape)}")
+    if rows is not None and (fraction < 1.0 or at == "dragan"):
+        raise ValueError("rows (a shard of a global batch) needs fraction=1 and at != 'dragan'")
     if not allow_batchnorm:
         check_critic(critic)
 
@@ -263,7 +290,7 @@ def gradient_penalty(
 
     if at == "interpolates":
         assert fake is not None
-        points = interpolate(real, fake, generator)
+        points = interpolate(real, fake, generator, rows=rows)
     elif at == "dragan":
         points = dragan_points(real, dragan_scale, generator)
     elif at == "real":

@@ -42,6 +42,7 @@ RUN_CONTROL_KEYS = frozenset(
         "checkpoint_every",
         "keep_checkpoints",
         "skip_nonfinite",
+        "dist_timeout",
     }
 )
 

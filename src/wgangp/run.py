@@ -26,6 +26,7 @@ from wgangp.checkpoint import (
 from wgangp.config import TrainConfig, config_from_dict
 from wgangp.data import TOY_DATASETS
 from wgangp.data.toy import ToySampler
+from wgangp.distributed import Shard, current_shard, reduce_flags, reduce_means, run_on_main
 from wgangp.errors import RunInterrupted, UserError
 from wgangp.faults import all_finite, first_nonfinite
 from wgangp.interrupt import StopRequest
@@ -170,6 +171,7 @@ def train(
     force: bool = False,
     progress: bool = True,
     tensorboard: bool = True,
+    shard: Shard | None = None,
 ) -> RunResult:
     """Train per ``config`` into ``run_dir``: Algorithm 1 with periodic logs, metrics, plots and checkpoints.
 
@@ -177,18 +179,24 @@ def train(
     lets it change more than :data:`~wgangp.resume.RUN_CONTROL_KEYS`. Raises :class:`UserError` (exit 3)
     at a non-finite term and :class:`RunInterrupted` after SIGINT/SIGTERM, in both cases with the last good
     checkpoint on disk.
+
+    Under ``torchrun`` (``shard``, default: this process's; see ``wgangp.distributed``) every rank trains its
+    shard and runs the same collectives in the same order; rank 0 alone writes the run directory.
     """
     from tqdm.auto import tqdm
 
     from wgangp.plots import plot_curves, plot_toy
 
     toy = config.dataset in TOY_DATASETS
-    trainer = Trainer(config)
+    shard = shard if shard is not None else current_shard()
+    main = shard.is_main
+    trainer = Trainer(config, shard=shard)
     if not toy:
         trainer.data.load()  # type: ignore[union-attr]  # a bad data path fails before any file is written
     books = _Bookkeeping()
     if resume is None:
-        run_dir = prepare_run_dir(run_dir, config, overwrite=overwrite)
+        run_dir = Path(run_dir)
+        run_on_main(shard, lambda: prepare_run_dir(run_dir, config, overwrite=overwrite))
     else:
         run_dir = resume.run_dir
         check_resume(resume, config, force=force)
@@ -197,18 +205,27 @@ def train(
         books.load_state_dict(resume.state["run"], trainer.device)
     store = CheckpointDir(run_dir, keep=config.keep_checkpoints)
     if resume is not None:
-        # Accepted: now bring the directory back to the resumed step.
-        try:
-            store.remove_temp_files()
-            store.quarantine_after(trainer.step)
-            store.drop_best_after(trainer.step)
-            rewind_metrics(run_dir, trainer.step)
-            _write_config(run_dir, config)
-        except OSError as err:
-            raise UserError(f"cannot write to run directory {run_dir}: {err.strerror or err}") from None
+        # Accepted: now bring the directory back to the resumed step (rank 0, once every rank has read).
+        resumed_dir = run_dir
+
+        def rewind() -> None:
+            try:
+                store.remove_temp_files()
+                store.quarantine_after(trainer.step)
+                store.drop_best_after(trainer.step)
+                rewind_metrics(resumed_dir, trainer.step)
+                _write_config(resumed_dir, config)
+            except OSError as err:
+                raise UserError(
+                    f"cannot write to run directory {resumed_dir}: {err.strerror or err}"
+                ) from None
+
+        run_on_main(shard, rewind)
     evaluate: ToyEvaluator | DataEvaluator
     if toy:
         evaluate = ToyEvaluator(config)
+    elif not main:
+        evaluate = None  # type: ignore[assignment]  # ranks > 0 never evaluate (no collectives in it)
     else:
         from wgangp.imagerun import DataEvaluator
 
@@ -240,14 +257,15 @@ def train(
         )
         plots.append(path)
 
+    saved: Path | None = None
     with (
         _disk_errors(run_dir, store),
         StopRequest() as stop,
-        RunLogger(run_dir, tensorboard=tensorboard) as log,
+        RunLogger(run_dir, tensorboard=tensorboard) if main else contextlib.nullcontext() as log,
         tqdm(
             initial=trainer.step,
             total=config.steps,
-            disable=not progress,
+            disable=not (progress and main),
             unit="it",
             dynamic_ncols=True,
             desc=config.loss,
@@ -262,47 +280,59 @@ def train(
             bar.update(1)
 
             # Stop at a non-finite term: this state is never saved, the last checkpoint stays the newest.
-            if not config.skip_nonfinite and (term := first_nonfinite(stats)) is not None:
+            term = None if config.skip_nonfinite else first_nonfinite(stats)
+            if shard.distributed:
+                # Every rank leaves the loop at the same step, or the others would wait at a collective.
+                stopping, anywhere = reduce_flags([stopping, term is not None], trainer.device)
+                term = term or ("term on another process" if anywhere else None)
+            if term is not None:
                 _stop_nonfinite(term.replace("_", " "), step, store)
             books.add(stats)
 
-            # Log window means (one host sync per log row).
+            # Log window means over all processes (one host sync per log row).
             if step % config.log_every == 0 or last:
                 row = books.means()
-                if "grad_norm" not in row:
-                    row["grad_norm"] = float(trainer.probe_grad_norm(evaluate.real[: config.batch_size]))
-                if config.skip_nonfinite:
-                    row["skipped_updates"] = trainer.skipped_updates
-                row["time"] = time.perf_counter() - start
-                log.write(step, row)
-                if "wasserstein" in row:
-                    bar.set_postfix(
-                        W=f"{row['wasserstein']:.3f}", grad=f"{row['grad_norm']:.2f}", refresh=False
-                    )
+                if shard.distributed:
+                    row = reduce_means(row, shard.weight(config.batch_size), trainer.device)
+                if log is not None:  # rank 0
+                    if "grad_norm" not in row:
+                        row["grad_norm"] = float(trainer.probe_grad_norm(evaluate.real[: config.batch_size]))
+                    if config.skip_nonfinite:
+                        row["skipped_updates"] = trainer.skipped_updates
+                    row["time"] = time.perf_counter() - start
+                    log.write(step, row)
+                    if "wasserstein" in row:
+                        bar.set_postfix(
+                            W=f"{row['wasserstein']:.3f}", grad=f"{row['grad_norm']:.2f}", refresh=False
+                        )
 
-            # Evaluate; keep the best state by the eval metric.
-            if step % config.eval_every == 0 or last:
+            # Evaluate; keep the best state by the eval metric (rank 0: nothing here draws training noise).
+            if log is not None and (step % config.eval_every == 0 or last):
                 metrics = evaluate(trainer)
                 log.write(step, metrics, group="eval")
                 if books.improves(metrics):
                     store.save_best(checkpoint())
 
             # Plot and save a checkpoint (also when a stop signal came: then leave).
-            if step % config.plot_every == 0 and not last:
+            if main and step % config.plot_every == 0 and not last:
                 draw(f"step_{step:07d}", log)
             if step % config.checkpoint_every == 0 or last or stopping:
                 if not all_finite([*trainer.generator.parameters(), *trainer.critic.parameters()]):
                     _stop_nonfinite("weights (a non-finite gradient)", step, store)
-                saved = store.save(checkpoint())
+                if main:
+                    saved = store.save(checkpoint())
             if stopping and not last:
                 raise RunInterrupted(
-                    f"stopped by {stop.name} at step {step}; checkpoint {saved}; "
+                    f"stopped by {stop.name} at step {step}; checkpoint {saved or 'saved by rank 0'}; "
                     f"continue with: wgangp train --resume {run_dir}",
                     exit_code=stop.exit_code,
                 )
 
         seconds = time.perf_counter() - start
-        draw("final", log)
+        if main:
+            draw("final", log)
+    if not main:
+        return RunResult(run_dir=run_dir, steps=trainer.step, seconds=seconds, metrics=metrics)
     curves = run_dir / "plots" / "curves.png"
     plot_curves(
         curves,

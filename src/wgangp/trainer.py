@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from wgangp.checkpoint import CHECKPOINT_FORMAT
 from wgangp.config import TrainConfig
 from wgangp.data import build_sampler, data_shape
+from wgangp.distributed import Shard, all_reduce_gradients, broadcast_parameters, process_device
 from wgangp.errors import UserError
 from wgangp.fast.paths import build_fast_iteration, build_optimizer, choose_step_path
 from wgangp.fast.step import Networks
@@ -65,15 +66,25 @@ class Trainer:
 
     Random streams are explicit: ``noise`` (z and the penalty's ε) and the data sampler each have their own
     seeded generator, so a run is a function of ``config.seed`` and, on CPU, bit-reproducible.
+
+    With ``shard`` (data parallelism, ``wgangp.distributed``) every process draws the global batches from
+    the same streams and updates on its rows, with gradients summed over processes.
     """
 
-    def __init__(self, config: TrainConfig, *, device: torch.device | None = None) -> None:
+    def __init__(
+        self, config: TrainConfig, *, device: torch.device | None = None, shard: Shard | None = None
+    ) -> None:
         self.config = config
-        self.device = device if device is not None else resolve_device(config.device)
+        self.shard = shard if shard is not None else Shard()
+        self.device = (
+            device if device is not None else resolve_device(process_device(config.device, self.shard))
+        )
         self.generator, self.critic = (m.to(self.device) for m in build_models(config))
+        if self.shard.distributed:
+            broadcast_parameters([self.generator, self.critic])
         check_critic(self.critic)  # once here, so the hot path can skip the walk over modules
         # eager (the fp32 step below), fast-eager (mixed precision, lazy penalty) or graph: see wgangp.fast.
-        self.step_path, _ = choose_step_path(config, self.device)
+        self.step_path, _ = choose_step_path(config, self.device, self.shard)
         if self.step_path == "eager":
             self.generator_opt = _optimizer(config, self.generator.parameters(), config.lr_generator)
             self.critic_opt = _optimizer(config, self.critic.parameters(), config.lr_critic)
@@ -103,7 +114,7 @@ class Trainer:
         self.nets = Networks.with_scalers(
             self.generator, self.critic, self.generator_opt, self.critic_opt, self.noise, config.precision
         )
-        self.fast = build_fast_iteration(config, self.step_path, self.nets, self.data)
+        self.fast = build_fast_iteration(config, self.step_path, self.nets, self.data, self.shard)
 
     def _scalers(self) -> tuple[torch.amp.GradScaler | None, torch.amp.GradScaler | None]:
         """fp16's loss scalers (generator, critic); ``None`` for the other precisions."""
@@ -112,6 +123,11 @@ class Trainer:
     def latents(self, n: int) -> Tensor:
         return torch.randn(n, self.config.latent_dim, generator=self.noise, device=self.device)
 
+    def _sync_gradients(self, opt: torch.optim.Optimizer, total: int) -> None:
+        """Data parallelism: the gradient of the global batch's mean, on every process (no-op for one)."""
+        if self.shard.distributed:
+            all_reduce_gradients((p for g in opt.param_groups for p in g["params"]), self.shard.weight(total))
+
     def critic_step(self) -> dict[str, Tensor]:
         """One critic update on a fresh real batch and fresh z (Algorithm 1, lines 3–10).
 
@@ -119,8 +135,10 @@ class Trainer:
         """
         cfg = self.config
         real = self.data()  # [B, ...]: [B, 2] toy, [B, C, R, R] images
+        batch = real.shape[0]  # the global B; this process keeps its rows of real, z and ε
+        real = self.shard.take(real)  # [n_r, ...]
         with torch.no_grad():
-            fake = self.generator(self.latents(real.shape[0]))  # [B, ...]
+            fake = self.generator(self.shard.take(self.latents(batch)))  # [n_r, ...]
         # One forward for both halves: the same math (no BatchNorm, checked) with half the launches.
         scores = self.critic(torch.cat([real, fake]))  # [2B]
         real_scores, fake_scores = scores.split(real.shape[0])
@@ -141,12 +159,14 @@ class Trainer:
                 fraction=cfg.penalty_fraction,
                 allow_batchnorm=True,  # checked once in __init__
                 return_norms=True,
+                rows=self.shard.rows(batch),
             )
             loss = loss + cfg.penalty_weight * penalty
             stats["penalty"] = penalty.detach()
             stats["grad_norm"] = norms.mean()
         self.critic_opt.zero_grad(set_to_none=True)
         loss.backward()
+        self._sync_gradients(self.critic_opt, batch)
         if self._skip_update(loss, self.critic):
             return {}
         self.critic_opt.step()
@@ -158,10 +178,12 @@ class Trainer:
         """One generator update with the critic frozen (Algorithm 1, lines 11–12); ``{}`` if skipped."""
         self.critic.requires_grad_(False)
         # The paper's ResNet recipe updates G on twice the critic's batch (generator_batch_multiple).
-        fake = self.generator(self.latents(self.config.batch_size * self.config.generator_batch_multiple))
+        batch = self.config.batch_size * self.config.generator_batch_multiple
+        fake = self.generator(self.shard.take(self.latents(batch)))  # [n_r, ...]
         loss = generator_loss(self.config.loss, self.critic(fake))
         self.generator_opt.zero_grad(set_to_none=True)
         loss.backward()
+        self._sync_gradients(self.generator_opt, batch)
         self.critic.requires_grad_(True)
         if self._skip_update(loss, self.generator):
             return {}

@@ -20,7 +20,14 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from wgangp.penalty import PenaltyKind, PenaltyPoints, dragan_points, interpolate, penalty_from_gradients
+from wgangp.penalty import (
+    PenaltyKind,
+    PenaltyPoints,
+    Rows,
+    dragan_points,
+    interpolate,
+    penalty_from_gradients,
+)
 
 Precision = Literal["fp32", "bf16", "fp16"]
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
@@ -50,11 +57,16 @@ def make_scaler(precision: Precision, device: torch.device) -> torch.amp.GradSca
 
 
 def penalty_points(
-    real: Tensor, fake: Tensor, at: PenaltyPoints, generator: torch.Generator | None, dragan_scale: float
+    real: Tensor,
+    fake: Tensor,
+    at: PenaltyPoints,
+    generator: torch.Generator | None,
+    dragan_scale: float,
+    rows: Rows | None = None,
 ) -> Tensor:
     """The points x̂ where the penalty is taken, drawn exactly as ``wgangp.gradient_penalty`` draws them."""
     if at == "interpolates":
-        return interpolate(real, fake, generator)
+        return interpolate(real, fake, generator, rows=rows)
     if at == "dragan":
         return dragan_points(real, dragan_scale, generator)
     return (real if at == "real" else fake).detach().clone()
@@ -74,6 +86,7 @@ def mixed_precision_penalty(
     fraction: float = 1.0,
     dragan_scale: float = 0.5,
     cache_enabled: bool = True,
+    rows: Rows | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Unweighted penalty ``E[(‖∇_x̂ D(x̂)‖₂ − target)²]`` with the critic's forward in bf16/fp16.
 
@@ -86,7 +99,10 @@ def mixed_precision_penalty(
     """
     n = real.shape[0]
     k = n if fraction >= 1.0 else max(1, round(fraction * n))
-    points = penalty_points(real[:k], fake[:k], at, generator, dragan_scale).requires_grad_(True)  # [k, ...]
+    # rows: a shard of a global batch (data parallelism), ε drawn for the global batch; needs fraction=1.
+    points = penalty_points(real[:k], fake[:k], at, generator, dragan_scale, rows).requires_grad_(
+        True
+    )  # [k, ...]
     with autocast(precision, points.device, cache_enabled=cache_enabled):
         scores = critic(points)  # [k] in bf16/fp16
     # Outside autocast: the double backward recorded here must not be cast down (pytorch#105682).

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from wgangp.config import TrainConfig
+from wgangp.distributed import Shard
 from wgangp.errors import UserError
 from wgangp.fast.graph import GraphedIteration
 from wgangp.fast.lazy import lazy_adam_hyperparameters, penalty_schedule
@@ -32,10 +33,15 @@ StepPath = Literal["eager", "fast-eager", "graph"]
 __all__ = ["FastIteration", "StepPath", "build_fast_iteration", "build_optimizer", "choose_step_path"]
 
 
-def graph_unsupported_reason(config: TrainConfig, device: torch.device) -> str | None:
+def graph_unsupported_reason(
+    config: TrainConfig, device: torch.device, shard: Shard | None = None
+) -> str | None:
     """Why a whole-iteration CUDA graph cannot run ``config`` on ``device``, or ``None`` if it can."""
     if device.type != "cuda":
         return f"CUDA graphs need a CUDA device; this run is on {device.type}"
+    if shard is not None and shard.distributed:
+        # The step's NCCL all_reduce could be captured, but that has not been tested on GPUs yet.
+        return "several processes: the captured step with its NCCL all_reduce is not tested yet"
     if config.skip_nonfinite:
         return "skip_nonfinite checks every update on the host"
     if config.precision == "fp16":
@@ -43,7 +49,9 @@ def graph_unsupported_reason(config: TrainConfig, device: torch.device) -> str |
     return None
 
 
-def choose_step_path(config: TrainConfig, device: torch.device) -> tuple[StepPath, str | None]:
+def choose_step_path(
+    config: TrainConfig, device: torch.device, shard: Shard | None = None
+) -> tuple[StepPath, str | None]:
     """The path for ``config`` on ``device`` and, when an asked-for graph falls back, the reason."""
     if config.skip_nonfinite and _needs_fast_eager(config):
         raise UserError(
@@ -52,7 +60,7 @@ def choose_step_path(config: TrainConfig, device: torch.device) -> tuple[StepPat
         )
     if config.compile and config.precision == "fp16":
         warnings.warn("compile=true is not used with fp16: the GradScaler recipe runs eagerly", stacklevel=2)
-    reason = graph_unsupported_reason(config, device)
+    reason = graph_unsupported_reason(config, device, shard)
     if config.step_mode == "graph" or (config.step_mode == "auto" and reason is None):
         if reason is None:
             return "graph", None
@@ -114,6 +122,8 @@ class FastIteration:
 
     def __call__(self, step: int) -> dict[str, Tensor]:
         reals = torch.stack([self.draw_real() for _ in range(self.spec.n_critic)])  # [n_critic, B, ...]
+        if self.spec.shard.distributed:
+            reals = self.spec.shard.take(reals, dim=1).contiguous()  # [n_critic, n_r, ...]: this rank's rows
         schedule = penalty_schedule(step * self.spec.n_critic, self.spec.n_critic, self.spec.penalty_every)
         if self.graphed is not None:
             return self.graphed(reals, schedule)
@@ -129,11 +139,12 @@ def build_fast_iteration(
     path: StepPath,
     nets: Networks,
     draw_real: Callable[[], Tensor],
+    shard: Shard | None = None,
 ) -> FastIteration | None:
     """The fast iteration for ``path``, or ``None`` for the trainer's own eager step."""
     if path == "eager":
         return None
     if path == "graph":
-        spec = StepSpec.from_config(config, autocast_cache=False)
+        spec = StepSpec.from_config(config, autocast_cache=False, shard=shard)
         return FastIteration(nets, spec, draw_real, GraphedIteration(nets, spec))
-    return FastIteration(nets, StepSpec.from_config(config), draw_real)
+    return FastIteration(nets, StepSpec.from_config(config, shard=shard), draw_real)

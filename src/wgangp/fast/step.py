@@ -9,12 +9,13 @@ back to the host and never branches on tensor values, so it can be captured as i
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 
 from wgangp.config import TrainConfig
+from wgangp.distributed import Shard, all_reduce_gradients
 from wgangp.fast.amp import Precision, autocast, make_scaler, mixed_precision_penalty, penalty_points
 from wgangp.fast.lazy import lazy_penalty_weight
 from wgangp.losses import LossName, clip_weights_, critic_loss, generator_loss
@@ -40,9 +41,15 @@ class StepSpec:
     latent_dim: int = 2
     autocast_cache: bool = True  # False under CUDA-graph capture
     compile: bool = False  # torch.compile the penalised critic objective (see compiled_objective)
+    batch_size: int = 0  # the global batch B; 0: the batch given (one process)
+    shard: Shard = field(
+        default_factory=Shard
+    )  # this process's rows of every global batch (wgangp.distributed)
 
     @classmethod
-    def from_config(cls, config: TrainConfig, *, autocast_cache: bool = True) -> StepSpec:
+    def from_config(
+        cls, config: TrainConfig, *, autocast_cache: bool = True, shard: Shard | None = None
+    ) -> StepSpec:
         return cls(
             loss=config.loss,
             penalty_weight=config.penalty_weight,
@@ -57,6 +64,8 @@ class StepSpec:
             latent_dim=config.latent_dim,
             autocast_cache=autocast_cache,
             compile=config.compile and config.precision != "fp16",
+            batch_size=config.batch_size,
+            shard=shard or Shard(),
         )
 
 
@@ -101,23 +110,34 @@ class Networks:
         )
 
 
-def _latents(spec: StepSpec, n: int, like: Tensor, noise: torch.Generator) -> Tensor:
-    return torch.randn(n, spec.latent_dim, generator=noise, device=like.device)  # [n, latent_dim]
+def _latents(spec: StepSpec, total: int, like: Tensor, noise: torch.Generator) -> Tensor:
+    """z for a global batch of ``total``, cut to this process's rows: ``[n_r, latent_dim]``."""
+    return spec.shard.take(torch.randn(total, spec.latent_dim, generator=noise, device=like.device))
 
 
-def _apply(loss: Tensor, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None) -> None:
+def _apply(
+    loss: Tensor,
+    opt: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler | None,
+    shard: Shard,
+    total: int,
+) -> None:
+    """backward, the gradients summed over processes (weighted by shard size), then the optimizer step."""
     opt.zero_grad(set_to_none=True)
+    (loss if scaler is None else scaler.scale(loss)).backward()
+    if shard.distributed:
+        # Before the step (and the scaler's inf check), so every rank steps on the same global gradient.
+        all_reduce_gradients((p for g in opt.param_groups for p in g["params"]), shard.weight(total))
     if scaler is None:
-        loss.backward()
         opt.step()
         return
-    scaler.scale(loss).backward()
     scaler.step(opt)  # skips the step on inf/NaN gradients; no host sync with a fused Adam
     scaler.update()
 
 
-def _penalty(nets: Networks, spec: StepSpec, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
+def _penalty(nets: Networks, spec: StepSpec, real: Tensor, fake: Tensor, total: int) -> tuple[Tensor, Tensor]:
     """The unweighted penalty and per-sample norms: the library's in fp32, the AMP recipe otherwise."""
+    rows = spec.shard.rows(total)
     if spec.precision == "fp32":
         return gradient_penalty(
             nets.critic,
@@ -130,6 +150,7 @@ def _penalty(nets: Networks, spec: StepSpec, real: Tensor, fake: Tensor) -> tupl
             fraction=spec.penalty_fraction,
             allow_batchnorm=True,  # the trainer checks the critic once
             return_norms=True,
+            rows=rows,
         )
     return mixed_precision_penalty(
         nets.critic,
@@ -143,6 +164,7 @@ def _penalty(nets: Networks, spec: StepSpec, real: Tensor, fake: Tensor) -> tupl
         generator=nets.noise,
         fraction=spec.penalty_fraction,
         cache_enabled=spec.autocast_cache,
+        rows=rows,
     )
 
 
@@ -176,7 +198,7 @@ def compiled_objective(spec: StepSpec) -> Objective:
 
 
 def _compiled_critic_loss(
-    nets: Networks, spec: StepSpec, real: Tensor, fake: Tensor
+    nets: Networks, spec: StepSpec, real: Tensor, fake: Tensor, batch: int
 ) -> tuple[Tensor, dict[str, Tensor]]:
     if nets.compiled is None:
         nets.compiled = compiled_objective(spec)
@@ -185,7 +207,8 @@ def _compiled_critic_loss(
         if spec.penalty_fraction >= 1.0
         else max(1, round(spec.penalty_fraction * real.shape[0]))
     )
-    points = penalty_points(real[:k], fake[:k], spec.penalty_at, nets.noise, 0.5).requires_grad_(True)
+    rows = spec.shard.rows(batch)
+    points = penalty_points(real[:k], fake[:k], spec.penalty_at, nets.noise, 0.5, rows).requires_grad_(True)
     weight = lazy_penalty_weight(spec.penalty_weight, spec.penalty_every)
     total, loss, wasserstein, penalty, norms = nets.compiled(nets.critic, real, fake, points, weight)
     stats = {
@@ -200,14 +223,16 @@ def _compiled_critic_loss(
 def critic_update(nets: Networks, spec: StepSpec, real: Tensor, *, penalise: bool) -> dict[str, Tensor]:
     """One critic update on ``real [B, ...]`` and fresh z (Algorithm 1, lines 3–10); penalty if ``penalise``.
 
-    With ``penalty_every = k``, the penalty's weight is ``λ·k`` on the steps that take it.
+    With ``penalty_every = k``, the penalty's weight is ``λ·k`` on the steps that take it. Under data
+    parallelism ``real`` is this process's shard of the global batch ``spec.batch_size``.
     """
     device = real.device
+    batch = spec.batch_size or real.shape[0]  # global B
     with torch.no_grad(), autocast(spec.precision, device, cache_enabled=spec.autocast_cache):
-        fake = nets.generator(_latents(spec, real.shape[0], real, nets.noise)).float()  # [B, ...]
+        fake = nets.generator(_latents(spec, batch, real, nets.noise)).float()  # [B, ...]
     if spec.compile and spec.loss == "wgan-gp" and penalise:
-        total, stats = _compiled_critic_loss(nets, spec, real, fake)
-        _apply(total, nets.critic_opt, nets.critic_scaler)
+        total, stats = _compiled_critic_loss(nets, spec, real, fake, batch)
+        _apply(total, nets.critic_opt, nets.critic_scaler, spec.shard, batch)
         return stats
     with autocast(spec.precision, device, cache_enabled=spec.autocast_cache):
         # One forward for both halves: the same math (no BatchNorm in a critic) with half the launches.
@@ -219,23 +244,23 @@ def critic_update(nets: Networks, spec: StepSpec, real: Tensor, *, penalise: boo
         "wasserstein": (real_scores.float().mean() - fake_scores.float().mean()).detach(),
     }
     if spec.loss == "wgan-gp" and penalise:
-        penalty, norms = _penalty(nets, spec, real, fake)
+        penalty, norms = _penalty(nets, spec, real, fake, batch)
         loss = loss + lazy_penalty_weight(spec.penalty_weight, spec.penalty_every) * penalty
         stats["penalty"] = penalty.detach()
         stats["grad_norm"] = norms.mean()
-    _apply(loss, nets.critic_opt, nets.critic_scaler)
+    _apply(loss, nets.critic_opt, nets.critic_scaler, spec.shard, batch)
     if spec.loss == "wgan-clip":
         clip_weights_(nets.critic, spec.clip_value)
     return stats
 
 
 def generator_update(nets: Networks, spec: StepSpec, batch_size: int, like: Tensor) -> dict[str, Tensor]:
-    """One generator update with the critic frozen (Algorithm 1, lines 11–12)."""
+    """One generator update with the critic frozen (Algorithm 1, lines 11–12); ``batch_size`` is global."""
     nets.critic.requires_grad_(False)
     with autocast(spec.precision, like.device, cache_enabled=spec.autocast_cache):
         scores = nets.critic(nets.generator(_latents(spec, batch_size, like, nets.noise)))  # [B]
     loss = generator_loss(spec.loss, scores)
-    _apply(loss, nets.generator_opt, nets.generator_scaler)
+    _apply(loss, nets.generator_opt, nets.generator_scaler, spec.shard, batch_size)
     nets.critic.requires_grad_(True)
     return {"generator_loss": loss.detach()}
 
@@ -253,5 +278,5 @@ def iteration(nets: Networks, spec: StepSpec, reals: Tensor, schedule: tuple[boo
             totals[key] = totals[key] + value if key in totals else value
             counts[key] = counts.get(key, 0) + 1
     stats = {key: value / counts[key] for key, value in totals.items()}
-    stats.update(generator_update(nets, spec, reals.shape[1], reals))
+    stats.update(generator_update(nets, spec, spec.batch_size or reals.shape[1], reals))
     return stats

@@ -1,0 +1,259 @@
+"""Data parallelism (``torchrun``, gloo on CPU): N processes train as one process with the same global batch.
+
+Each launch spawns real processes on 127.0.0.1 (a few seconds each); the one-process references run in this
+process through the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from wgangp.checkpoint import CheckpointDir, load_checkpoint
+from wgangp.cli import main
+from wgangp.distributed import Shard
+from wgangp.penalty import Rows
+from wgangp.runlog import read_metrics
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+SMALL = {
+    "width": 16,
+    "depth": 2,
+    "eval_samples": 64,
+    "log_every": 1,
+    "eval_every": 10**6,
+    "plot_every": 10**6,
+    "checkpoint_every": 2,
+    "keep_checkpoints": 10,
+    "lr_decay": "none",
+    "dist_timeout": 5,  # a stuck rank fails the job within seconds
+}
+QUIET = ["--no-progress", "--no-tensorboard", "--device", "cpu", "--dataset", "8gaussians"]
+LAUNCH_TIMEOUT = 120  # seconds for a whole torchrun job; far above what one takes (~5 s)
+
+
+def _sets(**extra: object) -> list[str]:
+    return [arg for key, value in (SMALL | extra).items() for arg in ("--set", f"{key}={value}")]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _torchrun_argv(nproc: int, args: list[str]) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nproc_per_node={nproc}",
+        "--master_addr=127.0.0.1",
+        f"--master_port={_free_port()}",
+        "-m",
+        "wgangp",
+        "train",
+        *args,
+    ]
+
+
+def _env() -> dict[str, str]:
+    return os.environ | {"PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+
+
+def _torchrun(nproc: int, args: list[str]) -> None:
+    done = subprocess.run(
+        _torchrun_argv(nproc, args), env=_env(), capture_output=True, text=True, timeout=LAUNCH_TIMEOUT
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def _state(run_dir: Path, step: int) -> dict:
+    return load_checkpoint(run_dir / "checkpoints" / f"step_{step:07d}.pt")
+
+
+def _assert_same_training(a: dict, b: dict) -> None:
+    """Parameters of both networks equal to relative 1e-5 (fp32), where the gradient is not rounding noise.
+
+    A ReLU unit active on every sample has a bias whose gradient is exactly 0 in exact arithmetic (it cancels
+    in mean D(real) − mean D(fake) and the penalty does not see it); in floats it is ~1e-8 of rounding, which
+    Adam turns into a full step ``±lr`` of either sign. Any change of summation order (2 shards, another
+    BLAS) flips such signs, so those entries, found from Adam's second moment, are only checked to move
+    within Adam's step bound.
+    """
+    assert a["step"] == b["step"]
+    lr = b["config"]["lr_critic"], b["config"]["lr_generator"]
+    for net, opt, rate in (("critic", "critic_opt", lr[0]), ("generator", "generator_opt", lr[1])):
+        moments = [s["exp_avg_sq"] for s in b[opt]["state"].values()]
+        for (name, x), y, v in zip(a[net].items(), b[net].values(), moments, strict=True):
+            signal_ = v.sqrt() > 1e-6  # |g| of 1e-3 and up; rounding noise is ~1e-9 here
+            diff = (x - y)[signal_].norm() / y[signal_].norm().clamp_min(1e-12)
+            assert diff <= 1e-5, f"{net}.{name}: relative difference {float(diff):.2e}"
+            assert torch.all((x - y)[~signal_].abs() <= 2 * rate * b["step"] * b["config"]["n_critic"])
+
+
+def _train_one_process(out: Path, steps: int, **extra: object) -> None:
+    assert main(["train", "--out", str(out), "--steps", str(steps), *_sets(**extra), *QUIET]) == 0
+
+
+@pytest.fixture(autouse=True)
+def _one_process_here(monkeypatch):
+    for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(key, raising=False)
+
+
+@pytest.fixture(scope="module")
+def two_process_run(tmp_path_factory) -> Path:
+    """2 processes, global batch 32, 2 generator iterations (checkpoint at 2)."""
+    out = tmp_path_factory.mktemp("dist") / "two"
+    _torchrun(2, ["--out", str(out), "--steps", "2", *_sets(batch_size=32), *QUIET])
+    return out
+
+
+@pytest.mark.parametrize(
+    ("total", "world", "expected"),
+    [(32, 2, [(0, 16), (16, 32)]), (7, 2, [(0, 3), (3, 7)]), (10, 3, [(0, 3), (3, 6), (6, 10)])],
+)
+def test_shards_cover_the_global_batch_once(total, world, expected):
+    rows = [Shard(r, world).rows(total) for r in range(world)]
+    assert rows == [Rows(start, stop, total) for start, stop in expected]
+    assert sum(Shard(r, world).weight(total) for r in range(world)) == pytest.approx(1.0, abs=1e-12)
+    assert Shard().rows(total) is None and Shard().weight(total) == 1.0
+
+
+def test_two_processes_train_as_one(two_process_run, tmp_path):
+    _train_one_process(tmp_path / "one", 2, batch_size=32)
+    _assert_same_training(_state(two_process_run, 2), _state(tmp_path / "one", 2))
+    # Rank 0 alone wrote the log: each row once, as one process writes it.
+    steps = [[(r["step"], sorted(r)) for r in read_metrics(d)] for d in (two_process_run, tmp_path / "one")]
+    assert steps[0] == steps[1]
+    assert (two_process_run / "summary.json").is_file()
+
+
+def test_uneven_split_weights_shards_by_size(tmp_path):
+    """31 rows over 2 processes (15 + 16): the loss, penalty and gradients are global-batch means.
+
+    Also the fast step (``wgangp.fast``, here through a lazy penalty) rather than the trainer's own.
+    """
+    out, fast = tmp_path / "two", {"batch_size": 31, "penalty_every": 2}
+    _torchrun(2, ["--out", str(out), "--steps", "2", *_sets(**fast), *QUIET])
+    _train_one_process(tmp_path / "one", 2, **fast)
+    _assert_same_training(_state(out, 2), _state(tmp_path / "one", 2))
+    two, one = ([r for r in read_metrics(d) if "penalty" in r] for d in (out, tmp_path / "one"))
+    assert len(two) == len(one) == 2
+    for key in ("penalty", "critic_loss", "wasserstein", "grad_norm"):
+        assert [r[key] for r in two] == pytest.approx([r[key] for r in one], rel=1e-5), key
+
+
+def test_resume_of_a_distributed_run_in_two_and_in_one_process(two_process_run, tmp_path):
+    _train_one_process(tmp_path / "straight", 4, batch_size=32)
+    straight = _state(tmp_path / "straight", 4)
+    for nproc in (2, 1):
+        run = tmp_path / f"resumed-{nproc}"
+        shutil.copytree(two_process_run, run)
+        args = ["--resume", str(run), "--steps", "4", "--no-progress", "--no-tensorboard"]
+        if nproc == 2:
+            _torchrun(2, args)
+        else:
+            assert main(["train", *args]) == 0
+        _assert_same_training(_state(run, 4), straight)
+        assert [s for s, _ in CheckpointDir(run).step_files()] == [2, 4]
+
+
+def test_too_small_a_batch_is_refused_on_every_rank(tmp_path):
+    done = subprocess.run(
+        _torchrun_argv(2, ["--out", str(tmp_path / "r"), *_sets(batch_size=1), *QUIET]),
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=LAUNCH_TIMEOUT,
+    )
+    assert done.returncode != 0
+    assert "batch_size 1 is smaller than the 2 processes" in done.stderr
+
+
+def _workers(parent: int) -> list[int]:
+    path = Path(f"/proc/{parent}/task/{parent}/children")
+    return [int(pid) for pid in path.read_text().split()] if path.exists() else []
+
+
+def _alive(pid: int) -> bool:
+    """Running or stopped, not exited (a zombie counts as exited)."""
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the workers through /proc")
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGSTOP], ids=["killed", "stuck"])
+def test_a_dead_or_stuck_rank_fails_the_job(tmp_path, how):
+    """A killed worker (torchrun stops the rest) or a stuck one (the others time out at a collective)."""
+    out = tmp_path / "r"
+    job = subprocess.Popen(
+        _torchrun_argv(2, ["--out", str(out), "--steps", "1000000", *_sets(batch_size=32), *QUIET]),
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + LAUNCH_TIMEOUT
+        while not (out / "checkpoints").is_dir():  # both ranks are training
+            assert job.poll() is None and time.monotonic() < deadline, "the job did not start"
+            time.sleep(0.2)
+        survivor, victim = _workers(job.pid)
+        os.kill(victim, how)
+        if how == signal.SIGSTOP:
+            # Once the survivor has failed at its collective, let the stuck one take torchrun's SIGTERM
+            # (a stopped process would only go after the agent's 30 s grace period).
+            while _alive(survivor):
+                assert time.monotonic() < deadline, "the survivor did not time out"
+                time.sleep(0.2)
+            os.kill(victim, signal.SIGCONT)
+        _, err = job.communicate(timeout=LAUNCH_TIMEOUT)
+        assert job.returncode != 0
+        if how == signal.SIGSTOP:
+            assert "timed out" in err.lower() or "timeout" in err.lower(), err[-2000:]
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.wait()
+
+
+def test_sigterm_stops_every_rank_at_the_same_step_after_one_checkpoint(tmp_path):
+    out = tmp_path / "r"
+    sets = _sets(batch_size=32, checkpoint_every=10**6)
+    job = subprocess.Popen(
+        _torchrun_argv(2, ["--out", str(out), "--steps", "1000000", *sets, *QUIET]),
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + LAUNCH_TIMEOUT
+        while not (out / "metrics.jsonl").is_file():  # rank 0 has logged a step
+            assert job.poll() is None and time.monotonic() < deadline, "the job did not start"
+            time.sleep(0.2)
+        job.send_signal(signal.SIGTERM)  # torchrun passes it on to both workers
+        _, err = job.communicate(timeout=LAUNCH_TIMEOUT)
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.wait()
+    assert job.returncode != 0
+    stops = re.findall(r"stopped by SIGTERM at step (\d+)", err)
+    assert len(stops) == 2 and stops[0] == stops[1], err[-2000:]
+    assert [step for step, _ in CheckpointDir(out).step_files()] == [int(stops[0])]
