@@ -90,9 +90,11 @@ def test_lazy_rescale_applies_to_the_critic_only():
     assert plain.critic_opt.param_groups[0]["lr"] == 1e-4
 
 
-def test_fast_iteration_with_k1_equals_the_trainer_exactly():
-    # The fast path with penalty_every=1 in fp32 is the trainer's Algorithm 1, bit for bit.
-    config = _config()
+@pytest.mark.parametrize("generator_batch_multiple", [1, 2])
+def test_fast_iteration_with_k1_equals_the_trainer_exactly(generator_batch_multiple):
+    # The fast path with penalty_every=1 in fp32 is the trainer's Algorithm 1, bit for bit (the generator
+    # step on B × generator_batch_multiple samples, as the paper's ResNet recipe).
+    config = _config(generator_batch_multiple=generator_batch_multiple)
     trainer, fast = Trainer(config, device=CPU), Trainer(config, device=CPU)
     nets = Networks(fast.generator, fast.critic, fast.generator_opt, fast.critic_opt, fast.noise)
     fast.fast = FastIteration(nets, StepSpec.from_config(config), fast.data)

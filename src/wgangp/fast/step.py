@@ -42,6 +42,7 @@ class StepSpec:
     autocast_cache: bool = True  # False under CUDA-graph capture
     compile: bool = False  # torch.compile the penalised critic objective (see compiled_objective)
     batch_size: int = 0  # the global batch B; 0: the batch given (one process)
+    generator_batch_multiple: int = 1  # the generator step's batch is B × this (paper ResNet: 2)
     shard: Shard = field(
         default_factory=Shard
     )  # this process's rows of every global batch (wgangp.distributed)
@@ -65,6 +66,7 @@ class StepSpec:
             autocast_cache=autocast_cache,
             compile=config.compile and config.precision != "fp16",
             batch_size=config.batch_size,
+            generator_batch_multiple=config.generator_batch_multiple,
             shard=shard or Shard(),
         )
 
@@ -278,5 +280,6 @@ def iteration(nets: Networks, spec: StepSpec, reals: Tensor, schedule: tuple[boo
             totals[key] = totals[key] + value if key in totals else value
             counts[key] = counts.get(key, 0) + 1
     stats = {key: value / counts[key] for key, value in totals.items()}
-    stats.update(generator_update(nets, spec, spec.batch_size or reals.shape[1], reals))
+    generator_batch = (spec.batch_size or reals.shape[1]) * spec.generator_batch_multiple
+    stats.update(generator_update(nets, spec, generator_batch, reals))
     return stats
