@@ -15,6 +15,7 @@ import torch
 from scipy import stats
 from torch import Tensor, nn
 
+from wgangp import reference
 from wgangp.penalty import (
     dragan_points,
     gradient_penalty,
@@ -254,24 +255,10 @@ def seed_gradient_penalty(discriminator, real_data, fake_data):
     return penalty
 
 
-# The seed's function with one change, for inputs of any rank (the MLP's 2-D data): ε is drawn as
-# torch.rand((N,) + (1,) * (ndim - 1)) instead of torch.rand(N, 1, 1, 1), which against [N, D] would
-# broadcast to [N, N, N, D].
-def seed_gradient_penalty_any_rank(discriminator, real_data, fake_data):
-    epsilon = torch.rand((real_data.size(0),) + (1,) * (real_data.ndim - 1)).to(real_data.device)
-    interpolates = epsilon * real_data + (1 - epsilon) * fake_data
-    interpolates.requires_grad_(True)
-    d_interpolates = discriminator(interpolates)
-    gradients = torch.autograd.grad(
-        outputs=d_interpolates,
-        inputs=interpolates,
-        grad_outputs=torch.ones_like(d_interpolates),
-        create_graph=True,
-        retain_graph=True,
-    )[0]
-    gradient_norm = gradients.view(gradients.size(0), -1).norm(2, dim=1)
-    penalty = ((gradient_norm - 1) ** 2).mean()
-    return penalty
+# For inputs of any rank (the MLP's 2-D data) the reference is wgangp.reference.seed_gradient_penalty: the
+# seed's function with ε drawn as torch.rand((N,) + (1,) * (ndim - 1)) instead of torch.rand(N, 1, 1, 1),
+# which against [N, D] would broadcast to [N, N, N, D].
+seed_gradient_penalty_any_rank = reference.seed_gradient_penalty
 
 
 SEED_CASES = [
