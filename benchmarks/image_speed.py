@@ -47,17 +47,7 @@ def main() -> None:
         trainer = Trainer(config, device=device)
         ours = _time(trainer.train_iteration, args.iterations, device)
         generator, critic = (m.to(device) for m in build_models(config))
-        plain = PlainLoop(
-            generator,
-            critic,
-            trainer.data,
-            latent_dim=config.latent_dim,
-            batch_size=config.batch_size,
-            penalty_weight=config.penalty_weight,
-            n_critic=config.n_critic,
-            lr=config.lr_critic,
-            betas=(config.beta1, config.beta2),
-        )
+        plain = PlainLoop.from_config(config, generator, critic, trainer.data)
         seed_loop = _time(plain.iteration, args.iterations, device)
         print(
             f"{preset:<13} wgangp {ours:9.1f} ms/it   seed-style loop {seed_loop:9.1f} ms/it   ratio {seed_loop / ours:.2f}×"

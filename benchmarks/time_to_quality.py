@@ -90,14 +90,9 @@ def run_wgangp(config: TrainConfig, *, budget: float, eval_every: int) -> Outcom
 def run_plain(seed: int, *, budget: float, eval_every: int) -> Outcome:
     config = resolve_config("toy", overrides={"seed": seed})
     generator, critic = build_models(config)
-    loop = PlainLoop(
-        generator,
-        critic,
-        ToySampler(config.dataset, config.batch_size, seed=seed + 2),
-        latent_dim=config.latent_dim,
-        batch_size=config.batch_size,
-        penalty_weight=config.penalty_weight,
-        noise=torch.Generator().manual_seed(seed + 1),
+    data = ToySampler(config.dataset, config.batch_size, seed=seed + 2)
+    loop = PlainLoop.from_config(
+        config, generator, critic, data, noise=torch.Generator().manual_seed(seed + 1)
     )
     evaluator = ToyEvaluator(config)
 

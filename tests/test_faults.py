@@ -55,7 +55,7 @@ def test_first_nonfinite(values, expected):
 
 def _inject_nan(monkeypatch, term: str, call: int) -> None:
     """Make the trainer's ``term`` non-finite at its ``call``-th evaluation (1-based)."""
-    name = {"critic loss": "critic_loss", "penalty": "gradient_penalty", "generator loss": "generator_loss"}
+    name = {"critic loss": "critic_loss", "penalty": "penalty_and_norms", "generator loss": "generator_loss"}
     original = getattr(trainer_module, name[term])
     calls = 0
 

@@ -20,19 +20,7 @@ def _reference(config, optimizer=None):
     generator, critic = build_models(config)
     data = ToySampler(config.dataset, config.batch_size, seed=config.seed + 2)
     noise = torch.Generator().manual_seed(config.seed + 1)
-    loop = PlainLoop(
-        generator,
-        critic,
-        data,
-        latent_dim=config.latent_dim,
-        batch_size=config.batch_size,
-        penalty_weight=config.penalty_weight,
-        n_critic=config.n_critic,
-        lr=config.lr_critic,
-        betas=(config.beta1, config.beta2),
-        noise=noise,
-        optimizer=optimizer,
-    )
+    loop = PlainLoop.from_config(config, generator, critic, data, noise=noise, optimizer=optimizer)
     return loop
 
 

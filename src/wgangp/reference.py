@@ -7,9 +7,13 @@ to float rounding, given the same random streams) and the baseline every benchma
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from wgangp.config import TrainConfig
 
 __all__ = ["PlainLoop", "seed_gradient_penalty"]
 
@@ -65,6 +69,32 @@ class PlainLoop:
         make = optimizer or (lambda params: torch.optim.Adam(params, lr=lr, betas=betas))
         self.optimizer_g = make(generator.parameters())
         self.optimizer_d = make(critic.parameters())
+
+    @classmethod
+    def from_config(
+        cls,
+        config: TrainConfig,
+        generator: nn.Module,
+        critic: nn.Module,
+        data: Callable[[], Tensor],
+        *,
+        noise: torch.Generator | None = None,
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+    ) -> PlainLoop:
+        """The plain loop with ``config``'s batch, λ, n_critic and Adam settings (the critic's lr for both)."""
+        return cls(
+            generator,
+            critic,
+            data,
+            latent_dim=config.latent_dim,
+            batch_size=config.batch_size,
+            penalty_weight=config.penalty_weight,
+            n_critic=config.n_critic,
+            lr=config.lr_critic,
+            betas=(config.beta1, config.beta2),
+            noise=noise,
+            optimizer=optimizer,
+        )
 
     def _z(self, device: torch.device) -> Tensor:
         return torch.randn(self.batch_size, self.latent_dim, generator=self.noise, device=device)

@@ -18,11 +18,11 @@ from wgangp.data import build_sampler, data_shape
 from wgangp.distributed import Shard, all_reduce_gradients, broadcast_parameters, process_device
 from wgangp.errors import UserError
 from wgangp.fast.paths import build_fast_iteration, build_optimizer, choose_step_path
-from wgangp.fast.step import Networks
+from wgangp.fast.step import Networks, StepSpec, penalty_and_norms
 from wgangp.faults import all_finite
 from wgangp.losses import clip_weights_, critic_loss, generator_loss
 from wgangp.models import build_models as _build_models
-from wgangp.penalty import check_critic, gradient_norms, gradient_penalty
+from wgangp.penalty import check_critic, gradient_norms
 
 __all__ = ["CHECKPOINT_FORMAT", "Trainer", "build_models", "resolve_device"]
 
@@ -114,6 +114,7 @@ class Trainer:
         self.nets = Networks.with_scalers(
             self.generator, self.critic, self.generator_opt, self.critic_opt, self.noise, config.precision
         )
+        self.spec = StepSpec.from_config(config, shard=self.shard)  # the eager steps' penalty settings
         self.fast = build_fast_iteration(config, self.step_path, self.nets, self.data, self.shard)
 
     def _scalers(self) -> tuple[torch.amp.GradScaler | None, torch.amp.GradScaler | None]:
@@ -148,19 +149,8 @@ class Trainer:
             "wasserstein": (real_scores.mean() - fake_scores.mean()).detach().float(),
         }
         if cfg.loss == "wgan-gp":
-            penalty, norms = gradient_penalty(
-                self.critic,
-                real,
-                fake,
-                kind=cfg.penalty_kind,
-                target=cfg.penalty_target,
-                at=cfg.penalty_at,
-                generator=self.noise,
-                fraction=cfg.penalty_fraction,
-                allow_batchnorm=True,  # checked once in __init__
-                return_norms=True,
-                rows=self.shard.rows(batch),
-            )
+            # The same call as the fast paths' fp32 step (the eager trainer is fp32 only).
+            penalty, norms = penalty_and_norms(self.nets, self.spec, real, fake, batch)
             loss = loss + cfg.penalty_weight * penalty
             stats["penalty"] = penalty.detach()
             stats["grad_norm"] = norms.mean()

@@ -137,7 +137,9 @@ def _apply(
     scaler.update()
 
 
-def _penalty(nets: Networks, spec: StepSpec, real: Tensor, fake: Tensor, total: int) -> tuple[Tensor, Tensor]:
+def penalty_and_norms(
+    nets: Networks, spec: StepSpec, real: Tensor, fake: Tensor, total: int
+) -> tuple[Tensor, Tensor]:
     """The unweighted penalty and per-sample norms: the library's in fp32, the AMP recipe otherwise."""
     rows = spec.shard.rows(total)
     if spec.precision == "fp32":
@@ -246,7 +248,7 @@ def critic_update(nets: Networks, spec: StepSpec, real: Tensor, *, penalise: boo
         "wasserstein": (real_scores.float().mean() - fake_scores.float().mean()).detach(),
     }
     if spec.loss == "wgan-gp" and penalise:
-        penalty, norms = _penalty(nets, spec, real, fake, batch)
+        penalty, norms = penalty_and_norms(nets, spec, real, fake, batch)
         loss = loss + lazy_penalty_weight(spec.penalty_weight, spec.penalty_every) * penalty
         stats["penalty"] = penalty.detach()
         stats["grad_norm"] = norms.mean()
