@@ -10,100 +10,28 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-import torch
 
-from wgangp.checkpoint import CheckpointDir, load_checkpoint
+from torchrun_util import (
+    LAUNCH_TIMEOUT,
+    QUIET,
+    assert_same_training,
+    checkpoint_state,
+    child_env,
+    set_args,
+    torchrun,
+    torchrun_argv,
+    train_one_process,
+)
+from wgangp.checkpoint import CheckpointDir
 from wgangp.cli import main
 from wgangp.distributed import Shard
 from wgangp.penalty import Rows
 from wgangp.runlog import read_metrics
-
-SRC = Path(__file__).resolve().parents[1] / "src"
-SMALL = {
-    "width": 16,
-    "depth": 2,
-    "eval_samples": 64,
-    "log_every": 1,
-    "eval_every": 10**6,
-    "plot_every": 10**6,
-    "checkpoint_every": 2,
-    "keep_checkpoints": 10,
-    "lr_decay": "none",
-    "dist_timeout": 5,  # a stuck rank fails the job within seconds
-}
-QUIET = ["--no-progress", "--no-tensorboard", "--device", "cpu", "--dataset", "8gaussians"]
-LAUNCH_TIMEOUT = 120  # seconds for a whole torchrun job; far above what one takes (~5 s)
-
-
-def _sets(**extra: object) -> list[str]:
-    return [arg for key, value in (SMALL | extra).items() for arg in ("--set", f"{key}={value}")]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _torchrun_argv(nproc: int, args: list[str]) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        f"--nproc_per_node={nproc}",
-        "--master_addr=127.0.0.1",
-        f"--master_port={_free_port()}",
-        "-m",
-        "wgangp",
-        "train",
-        *args,
-    ]
-
-
-def _env() -> dict[str, str]:
-    return os.environ | {"PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-
-
-def _torchrun(nproc: int, args: list[str]) -> None:
-    done = subprocess.run(
-        _torchrun_argv(nproc, args), env=_env(), capture_output=True, text=True, timeout=LAUNCH_TIMEOUT
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-
-
-def _state(run_dir: Path, step: int) -> dict:
-    return load_checkpoint(run_dir / "checkpoints" / f"step_{step:07d}.pt")
-
-
-def _assert_same_training(a: dict, b: dict) -> None:
-    """Parameters of both networks equal to relative 1e-5 (fp32), where the gradient is not rounding noise.
-
-    A ReLU unit active on every sample has a bias whose gradient is exactly 0 in exact arithmetic (it cancels
-    in mean D(real) − mean D(fake) and the penalty does not see it); in floats it is ~1e-8 of rounding, which
-    Adam turns into a full step ``±lr`` of either sign. Any change of summation order (2 shards, another
-    BLAS) flips such signs, so those entries, found from Adam's second moment, are only checked to move
-    within Adam's step bound.
-    """
-    assert a["step"] == b["step"]
-    lr = b["config"]["lr_critic"], b["config"]["lr_generator"]
-    for net, opt, rate in (("critic", "critic_opt", lr[0]), ("generator", "generator_opt", lr[1])):
-        moments = [s["exp_avg_sq"] for s in b[opt]["state"].values()]
-        for (name, x), y, v in zip(a[net].items(), b[net].values(), moments, strict=True):
-            signal_ = v.sqrt() > 1e-6  # |g| of 1e-3 and up; rounding noise is ~1e-9 here
-            diff = (x - y)[signal_].norm() / y[signal_].norm().clamp_min(1e-12)
-            assert diff <= 1e-5, f"{net}.{name}: relative difference {float(diff):.2e}"
-            assert torch.all((x - y)[~signal_].abs() <= 2 * rate * b["step"] * b["config"]["n_critic"])
-
-
-def _train_one_process(out: Path, steps: int, **extra: object) -> None:
-    assert main(["train", "--out", str(out), "--steps", str(steps), *_sets(**extra), *QUIET]) == 0
 
 
 @pytest.fixture(autouse=True)
@@ -116,7 +44,7 @@ def _one_process_here(monkeypatch):
 def two_process_run(tmp_path_factory) -> Path:
     """2 processes, global batch 32, 2 generator iterations (checkpoint at 2)."""
     out = tmp_path_factory.mktemp("dist") / "two"
-    _torchrun(2, ["--out", str(out), "--steps", "2", *_sets(batch_size=32), *QUIET])
+    torchrun(2, ["--out", str(out), "--steps", "2", *set_args(batch_size=32), *QUIET])
     return out
 
 
@@ -132,8 +60,8 @@ def test_shards_cover_the_global_batch_once(total, world, expected):
 
 
 def test_two_processes_train_as_one(two_process_run, tmp_path):
-    _train_one_process(tmp_path / "one", 2, batch_size=32)
-    _assert_same_training(_state(two_process_run, 2), _state(tmp_path / "one", 2))
+    train_one_process(tmp_path / "one", 2, batch_size=32)
+    assert_same_training(checkpoint_state(two_process_run, 2), checkpoint_state(tmp_path / "one", 2))
     # Rank 0 alone wrote the log: each row once, as one process writes it.
     steps = [[(r["step"], sorted(r)) for r in read_metrics(d)] for d in (two_process_run, tmp_path / "one")]
     assert steps[0] == steps[1]
@@ -146,9 +74,9 @@ def test_uneven_split_weights_shards_by_size(tmp_path):
     Also the fast step (``wgangp.fast``, here through a lazy penalty) rather than the trainer's own.
     """
     out, fast = tmp_path / "two", {"batch_size": 31, "penalty_every": 2}
-    _torchrun(2, ["--out", str(out), "--steps", "2", *_sets(**fast), *QUIET])
-    _train_one_process(tmp_path / "one", 2, **fast)
-    _assert_same_training(_state(out, 2), _state(tmp_path / "one", 2))
+    torchrun(2, ["--out", str(out), "--steps", "2", *set_args(**fast), *QUIET])
+    train_one_process(tmp_path / "one", 2, **fast)
+    assert_same_training(checkpoint_state(out, 2), checkpoint_state(tmp_path / "one", 2))
     two, one = ([r for r in read_metrics(d) if "penalty" in r] for d in (out, tmp_path / "one"))
     assert len(two) == len(one) == 2
     for key in ("penalty", "critic_loss", "wasserstein", "grad_norm"):
@@ -156,24 +84,24 @@ def test_uneven_split_weights_shards_by_size(tmp_path):
 
 
 def test_resume_of_a_distributed_run_in_two_and_in_one_process(two_process_run, tmp_path):
-    _train_one_process(tmp_path / "straight", 4, batch_size=32)
-    straight = _state(tmp_path / "straight", 4)
+    train_one_process(tmp_path / "straight", 4, batch_size=32)
+    straight = checkpoint_state(tmp_path / "straight", 4)
     for nproc in (2, 1):
         run = tmp_path / f"resumed-{nproc}"
         shutil.copytree(two_process_run, run)
         args = ["--resume", str(run), "--steps", "4", "--no-progress", "--no-tensorboard"]
         if nproc == 2:
-            _torchrun(2, args)
+            torchrun(2, args)
         else:
             assert main(["train", *args]) == 0
-        _assert_same_training(_state(run, 4), straight)
+        assert_same_training(checkpoint_state(run, 4), straight)
         assert [s for s, _ in CheckpointDir(run).step_files()] == [2, 4]
 
 
 def test_too_small_a_batch_is_refused_on_every_rank(tmp_path):
     done = subprocess.run(
-        _torchrun_argv(2, ["--out", str(tmp_path / "r"), *_sets(batch_size=1), *QUIET]),
-        env=_env(),
+        torchrun_argv(2, ["--out", str(tmp_path / "r"), *set_args(batch_size=1), *QUIET]),
+        env=child_env(),
         capture_output=True,
         text=True,
         timeout=LAUNCH_TIMEOUT,
@@ -202,8 +130,8 @@ def test_a_dead_or_stuck_rank_fails_the_job(tmp_path, how):
     """A killed worker (torchrun stops the rest) or a stuck one (the others time out at a collective)."""
     out = tmp_path / "r"
     job = subprocess.Popen(
-        _torchrun_argv(2, ["--out", str(out), "--steps", "1000000", *_sets(batch_size=32), *QUIET]),
-        env=_env(),
+        torchrun_argv(2, ["--out", str(out), "--steps", "1000000", *set_args(batch_size=32), *QUIET]),
+        env=child_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -234,10 +162,10 @@ def test_a_dead_or_stuck_rank_fails_the_job(tmp_path, how):
 
 def test_sigterm_stops_every_rank_at_the_same_step_after_one_checkpoint(tmp_path):
     out = tmp_path / "r"
-    sets = _sets(batch_size=32, checkpoint_every=10**6)
+    sets = set_args(batch_size=32, checkpoint_every=10**6)
     job = subprocess.Popen(
-        _torchrun_argv(2, ["--out", str(out), "--steps", "1000000", *sets, *QUIET]),
-        env=_env(),
+        torchrun_argv(2, ["--out", str(out), "--steps", "1000000", *sets, *QUIET]),
+        env=child_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
