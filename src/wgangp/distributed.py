@@ -2,11 +2,13 @@
 
 Design (the reasons, once):
 
-- **Global then slice.** Every process draws the *same* global real batch ``[B, ...]`` and the same global
-  z and ε from identically seeded streams (data ``seed+2``, noise ``seed+1`` on every rank; no per-rank
-  seeds are needed, since nothing is drawn per rank), then keeps its own rows ``Shard.rows(B)``. So N
-  processes compute exactly the terms one process computes, split by rows; the price is drawing B rows of
-  noise and data where B/N would do, which is small next to the critic's double backward.
+- **Global then slice.** Every process walks the *same* data order and draws the same global z and ε
+  from identically seeded streams (data ``seed+2``, noise ``seed+1`` on every rank; no per-rank seeds are
+  needed, since nothing is drawn per rank), then keeps its own rows ``Shard.rows(B)``. So N processes
+  compute exactly the terms one process computes, split by rows. The data samplers read (and, for an
+  image folder, decode) only this process's rows of each batch — the epoch order and the augmentations'
+  random numbers are drawn for the whole batch, as a ``DistributedSampler`` reshuffled per epoch would
+  split it; the price is drawing B rows of noise where B/N would do, small next to the double backward.
 - **No DDP wrapper; one flat ``all_reduce`` per update.** Parameters are broadcast from rank 0 once; after
   each ``backward()`` the gradients are flattened into one buffer, weighted by this shard's share of the
   global batch ``n_r / B`` and summed over processes (stylegan3's training loop; DESIGN §4). DDP would need
@@ -85,6 +87,11 @@ class Shard:
         if not self.distributed:
             return None
         return Rows(total * self.rank // self.world_size, total * (self.rank + 1) // self.world_size, total)
+
+    def keep(self, total: int) -> slice | None:
+        """``rows(total)`` as a slice (for the data samplers, which draw only these rows)."""
+        rows = self.rows(total)
+        return None if rows is None else slice(rows.start, rows.stop)
 
     def take(self, batch: Tensor, dim: int = 0) -> Tensor:
         """This shard's rows of a global batch (along ``dim``)."""

@@ -108,7 +108,8 @@ class Trainer:
         self.noise = torch.Generator(device=self.device).manual_seed(config.seed + 1)
         # The graph path copies host batches into its static buffer itself, without blocking the host.
         data_device = torch.device("cpu") if self.step_path == "graph" else self.device
-        self.data = build_sampler(config, data_device)
+        # Each process reads only its rows of every global batch (wgangp.distributed).
+        self.data = build_sampler(config, data_device, self.shard.keep(config.batch_size))
         self.step = 0  # completed generator iterations
         self.skipped_updates = 0  # critic and generator updates dropped by ``skip_nonfinite``
         self.nets = Networks.with_scalers(
@@ -135,9 +136,8 @@ class Trainer:
         Returns ``{}`` for an update dropped by ``skip_nonfinite``.
         """
         cfg = self.config
-        real = self.data()  # [B, ...]: [B, 2] toy, [B, C, R, R] images
-        batch = real.shape[0]  # the global B; this process keeps its rows of real, z and ε
-        real = self.shard.take(real)  # [n_r, ...]
+        real = self.data()  # [n_r, ...]: this process's rows of [B, 2] toy, [B, C, R, R] images
+        batch = cfg.batch_size  # the global B; this process keeps its rows of real, z and ε
         with torch.no_grad():
             fake = self.generator(self.shard.take(self.latents(batch)))  # [n_r, ...]
         # One forward for both halves: the same math (no BatchNorm, checked) with half the launches.

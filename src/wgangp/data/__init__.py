@@ -92,11 +92,16 @@ def labelled_images(config: TrainConfig, split: str) -> tuple[Tensor, Tensor]:
     return images, labels
 
 
-def build_sampler(config: TrainConfig, device: torch.device | str = "cpu") -> ToySampler | ArraySampler:
-    """The training data stream of ``config``, seeded by ``config.seed + 2``; image data load on first use."""
+def build_sampler(
+    config: TrainConfig, device: torch.device | str = "cpu", keep: slice | None = None
+) -> ToySampler | ArraySampler:
+    """The training data stream of ``config``, seeded by ``config.seed + 2``; image data load on first use.
+
+    ``keep``: the rows of every global batch this process trains on (data parallelism, ``Shard``).
+    """
     seed = config.seed + DATA_SEED_OFFSET
     if config.dataset in TOY_DATASETS:
-        return ToySampler(config.dataset, config.batch_size, seed=seed, device=device)
+        return ToySampler(config.dataset, config.batch_size, seed=seed, device=device, keep=keep)
 
     def load() -> Source:
         if config.dataset == "vectors":
@@ -115,4 +120,5 @@ def build_sampler(config: TrainConfig, device: torch.device | str = "cpu") -> To
         dequantize=config.dequantize,
         hflip=config.hflip,
         num_workers=config.num_workers,
+        keep=keep,
     )

@@ -12,6 +12,11 @@ main process with the sampler's own ``torch.Generator`` (so workers never hold r
 - images to floats: ``x/127.5 − 1`` ∈ [−1, 1], or the paper's dequantisation
   ``2(x/256 − ½) + U(0, 1/128)`` ∈ [−1, 1) (gan_cifar_resnet.py);
 - horizontal flips with probability ½.
+
+Under data parallelism (``keep``: this process's rows of every batch, ``Shard.rows``) each process walks
+the same epoch order and the same augmentation stream, draws the augmentations for the whole batch and
+reads and decodes only its own rows: N processes see exactly one process's batches, split by rows, and an
+image folder is decoded once in all, not once per process.
 """
 
 from __future__ import annotations
@@ -50,8 +55,11 @@ def epoch_order(n: int, seed: int, epoch: int) -> Tensor:
 class _EndlessBatches:
     """Index batches from ``(epoch, position)`` on, forever; a ``DataLoader`` batch sampler."""
 
-    def __init__(self, n: int, batch_size: int, seed: int, epoch: int, position: int) -> None:
+    def __init__(
+        self, n: int, batch_size: int, seed: int, epoch: int, position: int, keep: slice = slice(None)
+    ) -> None:
         self.n, self.batch_size, self.seed, self.epoch, self.position = n, batch_size, seed, epoch, position
+        self.keep = keep  # this process's rows of each batch
 
     def __iter__(self) -> Iterator[list[int]]:
         epoch, position = self.epoch, self.position
@@ -59,7 +67,7 @@ class _EndlessBatches:
         while True:
             order = epoch_order(self.n, self.seed, epoch)
             for b in range(position, per_epoch):
-                yield order[b * self.batch_size : (b + 1) * self.batch_size].tolist()
+                yield order[b * self.batch_size : (b + 1) * self.batch_size][self.keep].tolist()
             epoch, position = epoch + 1, 0
 
 
@@ -75,8 +83,9 @@ class ArraySampler:
         images: convert uint8 images to [−1, 1] floats (and allow the augmentations).
         dequantize, hflip: the paper's augmentations (images only).
         num_workers: ``DataLoader`` workers for a ``Dataset`` source.
+        keep: the rows of every batch this process reads (data parallelism; all rows by default).
 
-    Returns from ``sampler()``: float32 ``[batch_size, ...]`` on ``device``.
+    Returns from ``sampler()``: float32 ``[batch_size, ...]`` (``keep``'s rows of it) on ``device``.
     """
 
     def __init__(
@@ -90,8 +99,10 @@ class ArraySampler:
         dequantize: bool = False,
         hflip: bool = False,
         num_workers: int = 0,
+        keep: slice | None = None,
     ) -> None:
         self._load = load
+        self.keep = keep if keep is not None else slice(None)
         self.batch_size, self.seed, self.device = batch_size, seed, torch.device(device)
         self.images, self.dequantize, self.hflip, self.num_workers = images, dequantize, hflip, num_workers
         self.augment = torch.Generator().manual_seed(seed)
@@ -119,11 +130,11 @@ class ArraySampler:
         self.position += 1
         if self.position == len(self) // self.batch_size:
             self.epoch, self.position = self.epoch + 1, 0
-        return self._to_float(raw, augment=True)
+        return self._to_float(raw, augment=True, total=self.batch_size)
 
     def _start(self) -> Iterator[Any]:
         data = self.load()
-        order = _EndlessBatches(len(data), self.batch_size, self.seed, self.epoch, self.position)
+        order = _EndlessBatches(len(data), self.batch_size, self.seed, self.epoch, self.position, self.keep)
         if isinstance(data, Tensor):
             return (data[idx] for idx in order)
         loader: DataLoader[Tensor] = DataLoader(
@@ -153,19 +164,32 @@ class ArraySampler:
             return data[idx]
         return torch.stack([data[int(i)] for i in idx])
 
-    def _to_float(self, raw: Tensor, *, augment: bool, device: torch.device | None = None) -> Tensor:
+    def _to_float(
+        self, raw: Tensor, *, augment: bool, device: torch.device | None = None, total: int | None = None
+    ) -> Tensor:
+        """uint8 ``raw [n, ...]`` to floats; ``total``: ``raw`` is ``keep``'s rows of a batch of ``total``.
+
+        The augmentations are drawn for all ``total`` rows and cut to ``keep``, so every process consumes
+        the augmentation stream as one process does and gets its rows' share of the same draws.
+        """
         device = self.device if device is None else device
         if not self.images:
             return raw.to(device, torch.float32)
-        x = raw.to(torch.float32)  # [B, C, R, R] in 0..255
+        x = raw.to(torch.float32)  # [n, C, R, R] in 0..255
+        keep = slice(None) if total is None else self.keep
+        total = x.shape[0] if total is None else total
         if self.dequantize:
             # Without augmentation, the noise's mean 1/256 stands in for the noise.
-            noise = torch.rand(x.shape, generator=self.augment) if augment else torch.full_like(x, 0.5)
+            noise = (
+                torch.rand((total, *x.shape[1:]), generator=self.augment)[keep]
+                if augment
+                else torch.full_like(x, 0.5)
+            )
             x = x / 128.0 - 1.0 + noise / 128.0
         else:
             x = x / 127.5 - 1.0
         if augment and self.hflip:
-            flip = torch.rand(x.shape[0], generator=self.augment) < 0.5  # [B]
+            flip = (torch.rand(total, generator=self.augment) < 0.5)[keep]  # [n]
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
         return x.to(device)
 

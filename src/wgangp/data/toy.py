@@ -97,8 +97,10 @@ class ToySampler:
         batch_size: points per ``sampler()`` call.
         seed: seeds the sampler's own CPU ``torch.Generator`` (the global RNGs are never touched).
         device: where the returned batches live; the points themselves are drawn on the CPU.
+        keep: rows of every batch this process keeps under data parallelism (``Shard.rows``): the whole
+            batch is drawn, as one process draws it, and cut, so N processes see one process's data.
 
-    Returns from ``sampler()``: float32 ``[batch_size, 2]`` on ``device``.
+    Returns from ``sampler()``: float32 ``[batch_size, 2]`` (``keep``'s rows of it) on ``device``.
 
     >>> sampler = ToySampler("8gaussians", 256, seed=0)
     >>> sampler().shape
@@ -106,24 +108,34 @@ class ToySampler:
     """
 
     def __init__(
-        self, name: str, batch_size: int, *, seed: int = 0, device: torch.device | str = "cpu"
+        self,
+        name: str,
+        batch_size: int,
+        *,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+        keep: slice | None = None,
     ) -> None:
         _check_name(name)
         self.name = name
         self.batch_size = _positive_int(batch_size, "batch_size")
         self.seed = int(seed)
         self.device = torch.device(device)
+        self.keep = keep if keep is not None else slice(None)
         self.generator = torch.Generator(device="cpu")
         self.generator.manual_seed(self.seed)
         raw = _raw_centres(name)
         self._raw_centres = None if raw is None else raw.float()  # [K, 2]
 
     def __call__(self) -> Tensor:
-        return self.sample(self.batch_size)
+        return self._draw(self.batch_size)[self.keep].to(self.device)
 
     def sample(self, n: int) -> Tensor:
         """``n`` fresh points, float32 ``[n, 2]`` on the sampler's device; advances the sampler's RNG."""
-        n = _positive_int(n, "n")
+        return self._draw(_positive_int(n, "n")).to(self.device)
+
+    def _draw(self, n: int) -> Tensor:
+        """``n`` fresh points ``[n, 2]`` on the CPU."""
         if self._raw_centres is None:
             points = self._swiss_roll(n)
         else:
@@ -131,7 +143,7 @@ class ToySampler:
             mode = torch.randint(k, (n,), generator=self.generator)  # [n]
             noise = torch.randn((n, 2), generator=self.generator)  # [n, 2]
             points = (self._raw_centres[mode] + _NOISE_STD[self.name] * noise) / _DIVISOR[self.name]
-        return points.to(self.device)
+        return points
 
     def _swiss_roll(self, n: int) -> Tensor:
         from sklearn.datasets import make_swiss_roll

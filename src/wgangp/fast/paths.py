@@ -121,9 +121,8 @@ class FastIteration:
     graphed: GraphedIteration | None = None
 
     def __call__(self, step: int) -> dict[str, Tensor]:
-        reals = torch.stack([self.draw_real() for _ in range(self.spec.n_critic)])  # [n_critic, B, ...]
-        if self.spec.shard.distributed:
-            reals = self.spec.shard.take(reals, dim=1).contiguous()  # [n_critic, n_r, ...]: this rank's rows
+        # [n_critic, n_r, ...]: this process's rows of each global batch (all B rows with one process)
+        reals = torch.stack([self.draw_real() for _ in range(self.spec.n_critic)])
         schedule = penalty_schedule(step * self.spec.n_critic, self.spec.n_critic, self.spec.penalty_every)
         if self.graphed is not None:
             return self.graphed(reals, schedule)
