@@ -14,6 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from torchrun_util import (
@@ -81,6 +82,35 @@ def test_uneven_split_weights_shards_by_size(tmp_path):
     assert len(two) == len(one) == 2
     for key in ("penalty", "critic_loss", "wasserstein", "grad_norm"):
         assert [r[key] for r in two] == pytest.approx([r[key] for r in one], rel=1e-5), key
+
+
+def test_an_augmented_image_folder_trains_as_one_process(tmp_path):
+    """Images decoded lazily, each process its rows only, with the paper's dequantisation and flips."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    (folder := tmp_path / "images").mkdir()  # apart from the runs' own PNGs
+    for i in range(24):
+        Image.fromarray(rng.integers(0, 256, (10, 10), dtype=np.uint8), mode="L").save(folder / f"{i}.png")
+    image = {
+        "model": "dcgan",
+        "resolution": 8,
+        "channels": 1,
+        "conv_width": 4,
+        "generator_norm": "none",  # BatchNorm: see test_distributed_bn.py
+        "dequantize": "true",
+        "hflip": "true",
+        "batch_size": 6,
+        "eval_samples": 16,
+    }
+    args = [*QUIET[:-2], "--preset", "digits", "--dataset", "folder", "--data-path", str(folder)]
+    for out, launch in ((tmp_path / "two", 2), (tmp_path / "one", 0)):
+        argv = ["--out", str(out), "--steps", "2", *set_args(**image), *args]
+        if launch:
+            torchrun(launch, argv)
+        else:
+            assert main(["train", *argv]) == 0
+    assert_same_training(checkpoint_state(tmp_path / "two", 2), checkpoint_state(tmp_path / "one", 2))
 
 
 def test_resume_of_a_distributed_run_in_two_and_in_one_process(two_process_run, tmp_path):
