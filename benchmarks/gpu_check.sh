@@ -2,7 +2,7 @@
 # GPU check in one go, under 5 minutes on an H100/H200: the GPU tests, then the step benchmark, then a table.
 # Installs nothing: it uses the machine's python3 and its torch. From the repository root:
 #   bash benchmarks/gpu_check.sh        (logs and bench.json go to ${OUT:-/tmp/wgangp-gpu-check})
-# Knobs (environment): REPS (3), ITERS (10), TEST_TIMEOUT (90 s), BENCH_TIMEOUT (180 s), PYTHON (python3).
+# Knobs (environment): REPS (3), ITERS (10), TEST_TIMEOUT (150 s), BENCH_TIMEOUT (180 s), PYTHON (python3).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-/tmp/wgangp-gpu-check}"
@@ -12,7 +12,7 @@ py="${PYTHON:-python3}"
 "$py" -c "import torch; print('torch', torch.__version__, '| CUDA', torch.version.cuda, '|', torch.cuda.get_device_name() if torch.cuda.is_available() else 'NO CUDA: GPU tests will skip')"
 
 echo "== GPU tests (pytest -m gpu)"
-timeout "${TEST_TIMEOUT:-90}" "$py" -m pytest -q -m gpu -p no:cacheprovider tests >"$out/gpu_tests.log" 2>&1
+timeout "${TEST_TIMEOUT:-150}" "$py" -m pytest -q -m gpu -p no:cacheprovider tests >"$out/gpu_tests.log" 2>&1
 tests_rc=$?
 tail -15 "$out/gpu_tests.log"
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from wgangp.config import resolve_config
+from wgangp.distributed import Shard
 from wgangp.errors import UserError
 from wgangp.fast.amp import mixed_precision_penalty
 from wgangp.fast.lazy import lazy_adam_hyperparameters, lazy_penalty_weight, penalty_schedule
@@ -242,6 +243,15 @@ def test_fp16_is_not_graphed():
     cuda = torch.device("cuda")  # the reason is decided from the device type alone
     assert "GradScaler" in graph_unsupported_reason(_config(precision="fp16"), cuda)
     assert graph_unsupported_reason(_config(precision="bf16"), cuda) is None
+
+
+@pytest.mark.parametrize(("backend", "graphed"), [("nccl", True), ("gloo", False)])
+def test_several_processes_take_the_graph_on_nccl_only(monkeypatch, backend, graphed):
+    monkeypatch.setattr("wgangp.fast.paths.collective_backend", lambda: backend)
+    reason = graph_unsupported_reason(_config(), torch.device("cuda"), Shard(0, 2))
+    assert (reason is None) == graphed
+    if not graphed:
+        assert "gloo backend" in reason
 
 
 def test_speed_config_fields_parse_and_check():

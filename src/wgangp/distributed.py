@@ -49,6 +49,7 @@ __all__ = [
     "all_reduce_gradients",
     "broadcast_parameters",
     "check_distributed_config",
+    "collective_backend",
     "current_shard",
     "init_from_env",
     "reduce_flags",
@@ -151,6 +152,13 @@ def init_from_env(config: TrainConfig) -> Shard:
             backend="nccl" if cuda else "gloo", timeout=timedelta(seconds=config.dist_timeout)
         )
     return current_shard()
+
+
+def collective_backend() -> str | None:
+    """The process group's backend (``nccl``, ``gloo``), or ``None`` outside ``torch.distributed``."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return None
+    return str(dist.get_backend())
 
 
 def shutdown() -> None:

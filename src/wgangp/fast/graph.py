@@ -14,7 +14,11 @@ can, given:
 - warm-up on a side stream before capture (cuBLAS handles, optimizer state, the allocator). Warm-up
   iterations are real training iterations, run eagerly, so the trajectory is eager's up to rounding;
 - one graph per (input shape, penalty schedule): lazy penalties make k different iterations, and a new
-  batch shape is captured anew.
+  batch shape is captured anew;
+- under ``torchrun`` (NCCL), the gradients' ``all_reduce`` of every update is captured too: NCCL kernels
+  replay like any other (torch supports collectives in graphs since 1.10). The warm-up has created the
+  communicator; the capture starts on an idle device, so no warm-up collective is still in flight while
+  NCCL's watchdog thread polls it. Every rank captures and replays the same sequence of collectives.
 """
 
 from __future__ import annotations
@@ -113,6 +117,8 @@ class GraphedIteration:
         # Grads from the warm-up live outside the graph's pool: drop them so capture allocates its own.
         self.nets.critic_opt.zero_grad(set_to_none=True)
         self.nets.generator_opt.zero_grad(set_to_none=True)
+        if self.spec.shard.distributed:
+            torch.cuda.synchronize(static.device)  # no warm-up collective in flight during capture
         with torch.cuda.graph(graph):
             stats = iteration(self.nets, self.spec, static, schedule)
             keys = list(stats)

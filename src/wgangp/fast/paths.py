@@ -5,7 +5,8 @@ Paths:
 - ``eager``: the trainer's own fp32 step (``Trainer.critic_step`` / ``generator_step``), untouched.
 - ``fast-eager``: ``step.iteration`` run eagerly: mixed precision and/or lazy penalties, on any device.
 - ``graph``: ``step.iteration`` captured in one CUDA graph (``graph.GraphedIteration``); CUDA only, and not
-  with fp16, whose ``GradScaler`` reads its overflow flag on the host between steps.
+  with fp16, whose ``GradScaler`` reads its overflow flag on the host between steps. Under ``torchrun`` the
+  gradients' NCCL ``all_reduce`` is captured with the rest of the iteration.
 
 ``step_mode="auto"`` takes the graph where it is supported and eager otherwise, silently; an explicit
 ``step_mode="graph"`` that cannot be honoured falls back to eager with a warning that says why.
@@ -22,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from wgangp.config import TrainConfig
-from wgangp.distributed import Shard
+from wgangp.distributed import Shard, collective_backend
 from wgangp.errors import UserError
 from wgangp.fast.graph import GraphedIteration
 from wgangp.fast.lazy import lazy_adam_hyperparameters, penalty_schedule
@@ -39,9 +40,10 @@ def graph_unsupported_reason(
     """Why a whole-iteration CUDA graph cannot run ``config`` on ``device``, or ``None`` if it can."""
     if device.type != "cuda":
         return f"CUDA graphs need a CUDA device; this run is on {device.type}"
-    if shard is not None and shard.distributed:
-        # The step's NCCL all_reduce could be captured, but that has not been tested on GPUs yet.
-        return "several processes: the captured step with its NCCL all_reduce is not tested yet"
+    if shard is not None and shard.distributed and collective_backend() != "nccl":
+        # NCCL collectives are captured into the graph (torch's test_allreduce_in_cudagraph); gloo's are not.
+        backend = collective_backend()
+        return f"several processes on the {backend} backend: a graph captures NCCL collectives only"
     if config.skip_nonfinite:
         return "skip_nonfinite checks every update on the host"
     if config.precision == "fp16":
