@@ -16,10 +16,10 @@ import pytest
 import torch
 
 import wgangp
-from wgangp import trainer as trainer_module
 from wgangp.checkpoint import CheckpointDir, load_checkpoint
 from wgangp.cli import main
 from wgangp.config import resolve_config
+from wgangp.fast import step as step_module
 from wgangp.faults import first_nonfinite
 from wgangp.run import load_run, train
 from wgangp.trainer import Trainer
@@ -54,9 +54,9 @@ def test_first_nonfinite(values, expected):
 
 
 def _inject_nan(monkeypatch, term: str, call: int) -> None:
-    """Make the trainer's ``term`` non-finite at its ``call``-th evaluation (1-based)."""
+    """Make the update step's ``term`` non-finite at its ``call``-th evaluation (1-based)."""
     name = {"critic loss": "critic_loss", "penalty": "penalty_and_norms", "generator loss": "generator_loss"}
-    original = getattr(trainer_module, name[term])
+    original = getattr(step_module, name[term])
     calls = 0
 
     def poisoned(*args, **kwargs):
@@ -69,7 +69,7 @@ def _inject_nan(monkeypatch, term: str, call: int) -> None:
             return (out[0] * NAN, *out[1:])
         return out * NAN
 
-    monkeypatch.setattr(trainer_module, name[term], poisoned)
+    monkeypatch.setattr(step_module, name[term], poisoned)
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ decides when to read them. Nothing here logs, plots or writes files.
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 import torch
 from torch import Tensor, nn
@@ -15,16 +15,17 @@ from torch import Tensor, nn
 from wgangp.checkpoint import CHECKPOINT_FORMAT
 from wgangp.config import TrainConfig
 from wgangp.data import build_sampler, data_shape
-from wgangp.distributed import Shard, all_reduce_gradients, broadcast_parameters, process_device
+from wgangp.distributed import Shard, broadcast_parameters, process_device
 from wgangp.errors import UserError
 from wgangp.fast.paths import build_fast_iteration, build_optimizer, choose_step_path
-from wgangp.fast.step import Networks, StepSpec, penalty_and_norms
+from wgangp.fast.step import Networks, StepSpec, critic_update, generator_update
 from wgangp.faults import all_finite
-from wgangp.losses import clip_weights_, critic_loss, generator_loss
 from wgangp.models import build_models as _build_models
 from wgangp.penalty import check_critic, gradient_norms
 
 __all__ = ["CHECKPOINT_FORMAT", "Trainer", "build_models", "resolve_device"]
+
+T = TypeVar("T")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -61,6 +62,19 @@ def _optimizer(config: TrainConfig, params: Any, lr: float) -> torch.optim.Optim
     return torch.optim.Adam(params, lr=lr, betas=(config.beta1, config.beta2))
 
 
+class _InNets(Generic[T]):
+    """A ``Trainer`` attribute that lives in ``trainer.nets``: one home for what every step path updates."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, trainer: Any, owner: type | None = None) -> T:
+        return cast("T", getattr(trainer.nets, self.name))
+
+    def __set__(self, trainer: Any, value: T) -> None:
+        setattr(trainer.nets, self.name, value)
+
+
 class Trainer:
     """Holds the models, optimizers and random streams of one run and performs Algorithm 1's updates.
 
@@ -71,6 +85,12 @@ class Trainer:
     the same streams and updates on its rows, with gradients summed over processes.
     """
 
+    # The networks and optimizers: attributes of ``self.nets`` (replacing one here replaces it there).
+    generator: _InNets[nn.Module] = _InNets()
+    critic: _InNets[nn.Module] = _InNets()
+    generator_opt: _InNets[torch.optim.Optimizer] = _InNets()
+    critic_opt: _InNets[torch.optim.Optimizer] = _InNets()
+
     def __init__(
         self, config: TrainConfig, *, device: torch.device | None = None, shard: Shard | None = None
     ) -> None:
@@ -79,30 +99,30 @@ class Trainer:
         self.device = (
             device if device is not None else resolve_device(process_device(config.device, self.shard))
         )
-        self.generator, self.critic = (m.to(self.device) for m in build_models(config))
+        generator, critic = (m.to(self.device) for m in build_models(config))
         if self.shard.distributed:
-            broadcast_parameters([self.generator, self.critic])
-        check_critic(self.critic)  # once here, so the hot path can skip the walk over modules
+            broadcast_parameters([generator, critic])
+        check_critic(critic)  # once here, so the hot path can skip the walk over modules
         # eager (the fp32 step below), fast-eager (mixed precision, lazy penalty) or graph: see wgangp.fast.
         self.step_path, _ = choose_step_path(config, self.device, self.shard)
         if self.step_path == "eager":
-            self.generator_opt = _optimizer(config, self.generator.parameters(), config.lr_generator)
-            self.critic_opt = _optimizer(config, self.critic.parameters(), config.lr_critic)
+            generator_opt = _optimizer(config, generator.parameters(), config.lr_generator)
+            critic_opt = _optimizer(config, critic.parameters(), config.lr_critic)
         else:
-            self.generator_opt, self.critic_opt = (
+            generator_opt, critic_opt = (
                 build_optimizer(
                     config, net.parameters(), lr, path=self.step_path, device=self.device, regularised=reg
                 )
                 for net, lr, reg in (
-                    (self.generator, config.lr_generator, False),
-                    (self.critic, config.lr_critic, True),
+                    (generator, config.lr_generator, False),
+                    (critic, config.lr_critic, True),
                 )
             )
-        self.generator_ema = _ema_copy(self.generator) if config.ema_decay > 0 else None
+        self.generator_ema = _ema_copy(generator) if config.ema_decay > 0 else None
         # Linear decay to 0 over the run, stepped once per generator iteration (the paper's ResNet recipe).
         self.schedulers = [
             torch.optim.lr_scheduler.LambdaLR(opt, lambda it: max(0.0, 1.0 - it / config.steps))
-            for opt in (self.generator_opt, self.critic_opt)
+            for opt in (generator_opt, critic_opt)
             if config.lr_decay == "linear"
         ]
         self.noise = torch.Generator(device=self.device).manual_seed(config.seed + 1)
@@ -112,10 +132,12 @@ class Trainer:
         self.data = build_sampler(config, data_device, self.shard.keep(config.batch_size))
         self.step = 0  # completed generator iterations
         self.skipped_updates = 0  # critic and generator updates dropped by ``skip_nonfinite``
+        # What every step path updates; self.generator, .critic and their optimizers read it (_InNets).
         self.nets = Networks.with_scalers(
-            self.generator, self.critic, self.generator_opt, self.critic_opt, self.noise, config.precision
+            generator, critic, generator_opt, critic_opt, self.noise, config.precision
         )
-        self.spec = StepSpec.from_config(config, shard=self.shard)  # the eager steps' penalty settings
+        self.spec = StepSpec.from_config(config, shard=self.shard)  # the eager steps' settings
+        self._guard = self._skip_nonfinite if config.skip_nonfinite else None
         self.fast = build_fast_iteration(config, self.step_path, self.nets, self.data, self.shard)
 
     def _scalers(self) -> tuple[torch.amp.GradScaler | None, torch.amp.GradScaler | None]:
@@ -125,70 +147,29 @@ class Trainer:
     def latents(self, n: int) -> Tensor:
         return torch.randn(n, self.config.latent_dim, generator=self.noise, device=self.device)
 
-    def _sync_gradients(self, opt: torch.optim.Optimizer, total: int) -> None:
-        """Data parallelism: the gradient of the global batch's mean, on every process (no-op for one)."""
-        if self.shard.distributed:
-            all_reduce_gradients((p for g in opt.param_groups for p in g["params"]), self.shard.weight(total))
-
     def critic_step(self) -> dict[str, Tensor]:
         """One critic update on a fresh real batch and fresh z (Algorithm 1, lines 3–10).
 
-        Returns ``{}`` for an update dropped by ``skip_nonfinite``.
+        The same update as the fast paths' (``wgangp.fast.step.critic_update``), in fp32, one batch at a
+        time, with the ``skip_nonfinite`` check between backward and step. Returns ``{}`` for a dropped
+        update.
         """
-        cfg = self.config
         real = self.data()  # [n_r, ...]: this process's rows of [B, 2] toy, [B, C, R, R] images
-        batch = cfg.batch_size  # the global B; this process keeps its rows of real, z and ε
-        with torch.no_grad():
-            fake = self.generator(self.shard.take(self.latents(batch)))  # [n_r, ...]
-        # One forward for both halves: the same math (no BatchNorm, checked) with half the launches.
-        scores = self.critic(torch.cat([real, fake]))  # [2B]
-        real_scores, fake_scores = scores.split(real.shape[0])
-        loss = critic_loss(cfg.loss, real_scores, fake_scores)
-        stats = {
-            "critic_loss": loss.detach(),
-            "wasserstein": (real_scores.mean() - fake_scores.mean()).detach().float(),
-        }
-        if cfg.loss == "wgan-gp":
-            # The same call as the fast paths' fp32 step (the eager trainer is fp32 only).
-            penalty, norms = penalty_and_norms(self.nets, self.spec, real, fake, batch)
-            loss = loss + cfg.penalty_weight * penalty
-            stats["penalty"] = penalty.detach()
-            stats["grad_norm"] = norms.mean()
-        self.critic_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self._sync_gradients(self.critic_opt, batch)
-        if self._skip_update(loss, self.critic):
-            return {}
-        self.critic_opt.step()
-        if cfg.loss == "wgan-clip":
-            clip_weights_(self.critic, cfg.clip_value)
-        return stats
+        return critic_update(self.nets, self.spec, real, penalise=True, guard=self._guard)
 
     def generator_step(self) -> dict[str, Tensor]:
-        """One generator update with the critic frozen (Algorithm 1, lines 11–12); ``{}`` if skipped."""
-        self.critic.requires_grad_(False)
+        """One generator update with the critic frozen (Algorithm 1, lines 11–12); ``{}`` if dropped."""
         # The paper's ResNet recipe updates G on twice the critic's batch (generator_batch_multiple).
         batch = self.config.batch_size * self.config.generator_batch_multiple
-        fake = self.generator(self.shard.take(self.latents(batch)))  # [n_r, ...]
-        loss = generator_loss(self.config.loss, self.critic(fake))
-        self.generator_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self._sync_gradients(self.generator_opt, batch)
-        self.critic.requires_grad_(True)
-        if self._skip_update(loss, self.generator):
-            return {}
-        self.generator_opt.step()
-        return {"generator_loss": loss.detach()}
+        return generator_update(self.nets, self.spec, batch, self.device, guard=self._guard)
 
-    def _skip_update(self, loss: Tensor, module: nn.Module) -> bool:
-        """With ``skip_nonfinite``: count and drop an update whose loss or gradients are non-finite.
+    def _skip_nonfinite(self, loss: Tensor, opt: torch.optim.Optimizer) -> bool:
+        """``skip_nonfinite``: count and drop an update whose loss or gradients are non-finite.
 
         Checked before the optimizer step, so a bad batch changes neither the weights nor Adam's moments;
         this costs one host sync per update, paid only by runs that opt in.
         """
-        if not self.config.skip_nonfinite:
-            return False
-        grads = [p.grad for p in module.parameters() if p.grad is not None]
+        grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
         if all_finite([loss.detach(), *grads]):
             return False
         self.skipped_updates += 1

@@ -21,7 +21,7 @@ from wgangp.fast.lazy import lazy_penalty_weight
 from wgangp.losses import LossName, clip_weights_, critic_loss, generator_loss
 from wgangp.penalty import PenaltyKind, PenaltyPoints, gradient_penalty, penalty_from_gradients
 
-__all__ = ["Networks", "StepSpec", "critic_update", "generator_update", "iteration"]
+__all__ = ["Networks", "StepSpec", "UpdateGuard", "critic_update", "generator_update", "iteration"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,10 @@ class StepSpec:
         )
 
 
+# Called after backward (and the gradients' all_reduce), before the optimizer step: True drops the update.
+# The trainer's skip_nonfinite check (one host sync per update; never on the fast paths).
+UpdateGuard = Callable[[Tensor, torch.optim.Optimizer], bool]
+
 # (critic, real, fake, points x̂, penalty weight) -> (total loss, critic loss, Wasserstein estimate, penalty, norms)
 Objective = Callable[
     [nn.Module, Tensor, Tensor, Tensor, float], tuple[Tensor, Tensor, Tensor, Tensor, Tensor]
@@ -112,9 +116,9 @@ class Networks:
         )
 
 
-def _latents(spec: StepSpec, total: int, like: Tensor, noise: torch.Generator) -> Tensor:
+def _latents(spec: StepSpec, total: int, device: torch.device, noise: torch.Generator) -> Tensor:
     """z for a global batch of ``total``, cut to this process's rows: ``[n_r, latent_dim]``."""
-    return spec.shard.take(torch.randn(total, spec.latent_dim, generator=noise, device=like.device))
+    return spec.shard.take(torch.randn(total, spec.latent_dim, generator=noise, device=device))
 
 
 def _apply(
@@ -123,18 +127,25 @@ def _apply(
     scaler: torch.amp.GradScaler | None,
     shard: Shard,
     total: int,
-) -> None:
-    """backward, the gradients summed over processes (weighted by shard size), then the optimizer step."""
+    guard: UpdateGuard | None = None,
+) -> bool:
+    """backward, the gradients summed over processes (weighted by shard size), then the optimizer step.
+
+    Returns False when ``guard`` dropped the update (the weights and the optimizer state are untouched).
+    """
     opt.zero_grad(set_to_none=True)
     (loss if scaler is None else scaler.scale(loss)).backward()
     if shard.distributed:
         # Before the step (and the scaler's inf check), so every rank steps on the same global gradient.
         all_reduce_gradients((p for g in opt.param_groups for p in g["params"]), shard.weight(total))
+    if guard is not None and guard(loss, opt):
+        return False
     if scaler is None:
         opt.step()
-        return
+        return True
     scaler.step(opt)  # skips the step on inf/NaN gradients; no host sync with a fused Adam
     scaler.update()
+    return True
 
 
 def penalty_and_norms(
@@ -224,20 +235,23 @@ def _compiled_critic_loss(
     return total, stats
 
 
-def critic_update(nets: Networks, spec: StepSpec, real: Tensor, *, penalise: bool) -> dict[str, Tensor]:
+def critic_update(
+    nets: Networks, spec: StepSpec, real: Tensor, *, penalise: bool, guard: UpdateGuard | None = None
+) -> dict[str, Tensor]:
     """One critic update on ``real [B, ...]`` and fresh z (Algorithm 1, lines 3–10); penalty if ``penalise``.
 
     With ``penalty_every = k``, the penalty's weight is ``λ·k`` on the steps that take it. Under data
-    parallelism ``real`` is this process's shard of the global batch ``spec.batch_size``.
+    parallelism ``real`` is this process's shard of the global batch ``spec.batch_size``. Returns the
+    update's stats, or ``{}`` when ``guard`` dropped it.
     """
     device = real.device
     batch = spec.batch_size or real.shape[0]  # global B
     with torch.no_grad(), autocast(spec.precision, device, cache_enabled=spec.autocast_cache):
-        fake = nets.generator(_latents(spec, batch, real, nets.noise)).float()  # [B, ...]
+        fake = nets.generator(_latents(spec, batch, device, nets.noise)).float()  # [B, ...]
     if spec.compile and spec.loss == "wgan-gp" and penalise:
         total, stats = _compiled_critic_loss(nets, spec, real, fake, batch)
-        _apply(total, nets.critic_opt, nets.critic_scaler, spec.shard, batch)
-        return stats
+        applied = _apply(total, nets.critic_opt, nets.critic_scaler, spec.shard, batch, guard)
+        return stats if applied else {}
     with autocast(spec.precision, device, cache_enabled=spec.autocast_cache):
         # One forward for both halves: the same math (no BatchNorm in a critic) with half the launches.
         scores = nets.critic(torch.cat([real, fake]))  # [2B]
@@ -252,21 +266,27 @@ def critic_update(nets: Networks, spec: StepSpec, real: Tensor, *, penalise: boo
         loss = loss + lazy_penalty_weight(spec.penalty_weight, spec.penalty_every) * penalty
         stats["penalty"] = penalty.detach()
         stats["grad_norm"] = norms.mean()
-    _apply(loss, nets.critic_opt, nets.critic_scaler, spec.shard, batch)
+    if not _apply(loss, nets.critic_opt, nets.critic_scaler, spec.shard, batch, guard):
+        return {}
     if spec.loss == "wgan-clip":
         clip_weights_(nets.critic, spec.clip_value)
     return stats
 
 
-def generator_update(nets: Networks, spec: StepSpec, batch_size: int, like: Tensor) -> dict[str, Tensor]:
-    """One generator update with the critic frozen (Algorithm 1, lines 11–12); ``batch_size`` is global."""
+def generator_update(
+    nets: Networks, spec: StepSpec, batch_size: int, device: torch.device, guard: UpdateGuard | None = None
+) -> dict[str, Tensor]:
+    """One generator update with the critic frozen (Algorithm 1, lines 11–12); ``batch_size`` is global.
+
+    Returns ``{"generator_loss": ...}``, or ``{}`` when ``guard`` dropped the update.
+    """
     nets.critic.requires_grad_(False)
-    with autocast(spec.precision, like.device, cache_enabled=spec.autocast_cache):
-        scores = nets.critic(nets.generator(_latents(spec, batch_size, like, nets.noise)))  # [B]
+    with autocast(spec.precision, device, cache_enabled=spec.autocast_cache):
+        scores = nets.critic(nets.generator(_latents(spec, batch_size, device, nets.noise)))  # [B]
     loss = generator_loss(spec.loss, scores)
-    _apply(loss, nets.generator_opt, nets.generator_scaler, spec.shard, batch_size)
+    applied = _apply(loss, nets.generator_opt, nets.generator_scaler, spec.shard, batch_size, guard)
     nets.critic.requires_grad_(True)
-    return {"generator_loss": loss.detach()}
+    return {"generator_loss": loss.detach()} if applied else {}
 
 
 def iteration(nets: Networks, spec: StepSpec, reals: Tensor, schedule: tuple[bool, ...]) -> dict[str, Tensor]:
@@ -283,5 +303,5 @@ def iteration(nets: Networks, spec: StepSpec, reals: Tensor, schedule: tuple[boo
             counts[key] = counts.get(key, 0) + 1
     stats = {key: value / counts[key] for key, value in totals.items()}
     generator_batch = (spec.batch_size or reals.shape[1]) * spec.generator_batch_multiple
-    stats.update(generator_update(nets, spec, generator_batch, reals))
+    stats.update(generator_update(nets, spec, generator_batch, reals.device))
     return stats
