@@ -32,10 +32,17 @@ from wgangp.models.global_bn import (
 from wgangp.runlog import read_metrics
 
 ROWS = (slice(0, 3), slice(3, 8))  # uneven shards of an 8-row batch
-SHAPES = {"2d": (8, 3, 4, 5), "1d": (8, 6), "1d-length": (8, 4, 7), "shifted": (8, 3, 4, 5)}
+SHAPES = {
+    "2d": (8, 3, 4, 5),
+    "1d": (8, 6),
+    "1d-length": (8, 4, 7),
+    "shifted": (8, 3, 4, 5),
+    "bf16": (8, 3, 4, 5),
+}
 # (case, under no_grad, momentum)
 CASES = [("2d", False, 0.1), ("1d", False, 0.1), ("1d-length", False, 0.1), ("1d", False, None)]
 CASES += [("2d", True, 0.1), ("shifted", True, 0.1)]  # the critic step's generator: no_grad, train mode
+CASES += [("bf16", False, 0.1)]  # bf16 activations (autocast): statistics in fp32, output in bf16
 
 
 def _inputs(shape: str) -> tuple[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -50,6 +57,8 @@ def _inputs(shape: str) -> tuple[nn.Module, torch.Tensor, torch.Tensor, torch.Te
     if shape == "shifted":  # |mean| ≫ std: E[x²] − E[x]² would lose every digit of σ² in fp32
         offset = 1e3 * (1 + torch.arange(size[1])).view(1, -1, 1, 1)
         first, second = first + offset, second * 0.5 + offset
+    if shape == "bf16":
+        first, second = first.bfloat16(), second.bfloat16()
     return layer, first, second, weights
 
 
@@ -105,11 +114,16 @@ def two_ranks(tmp_path_factory) -> list[dict]:
 def test_two_ranks_equal_batchnorm_on_the_whole_batch(two_ranks, shape, no_grad, momentum):
     layer, first, second, weights = _inputs(shape)
     layer.momentum = momentum
-    whole = _run(layer, first, second, weights, slice(0, 8), no_grad=no_grad)
+    # bf16: the reference is fp32 BatchNorm on the same (bf16-rounded) values.
+    whole = _run(layer, first.float(), second.float(), weights, slice(0, 8), no_grad=no_grad)
     ranks = [r[(shape, no_grad, momentum)] for r in two_ranks]
     close = {"rtol": 1e-5, "atol": 1e-6}
     # Shifted: x ~ 3e3 has an fp32 spacing of 2.4e-4, so μ does too, and y = γ(x − μ)/σ with σ = 0.5 ...
     y_close = {"rtol": 0, "atol": 1e-3} if shape == "shifted" else close
+    if shape == "bf16":  # ... and bf16 outputs (and input gradients) are rounded to 8 bits
+        assert ranks[0]["y"].dtype == ranks[0]["x.grad"].dtype == torch.bfloat16
+        y_close = {"rtol": 1e-2, "atol": 1e-2}
+        whole = whole | {k: whole[k].bfloat16() for k in ("y", "x.grad")}
     torch.testing.assert_close(torch.cat([r["y"] for r in ranks]), whole["y"], **y_close)
     for key in ("running_mean", "running_var", "num_batches_tracked"):
         assert torch.equal(ranks[0][key], ranks[1][key]), key  # the same on every rank, bit for bit
@@ -120,10 +134,10 @@ def test_two_ranks_equal_batchnorm_on_the_whole_batch(two_ranks, shape, no_grad,
     # The trainer sums w_r × each rank's gradient (w_r = n_r / N): that is the whole batch's gradient.
     shares = [(s.stop - s.start) / 8 for s in ROWS]
     x_grad = torch.cat([w * r["x.grad"] for w, r in zip(shares, ranks, strict=True)])
-    torch.testing.assert_close(x_grad, whole["x.grad"], **close)
+    torch.testing.assert_close(x_grad, whole["x.grad"], **y_close)
     for key in ("weight.grad", "bias.grad"):
         summed = sum(w * r[key] for w, r in zip(shares, ranks, strict=True))
-        torch.testing.assert_close(summed, whole[key], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(summed, whole[key], rtol=1e-5, atol=1e-5 if shape != "bf16" else 1e-2)
 
 
 def test_alone_on_one_rank_eval_and_local_statistics(two_ranks):
