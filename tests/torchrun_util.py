@@ -30,6 +30,7 @@ SMALL = {
     "dist_timeout": 5,  # a stuck rank fails the job within seconds
 }
 QUIET = ["--no-progress", "--no-tensorboard", "--device", "cpu", "--dataset", "8gaussians"]
+BATCHNORM_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")  # state, not parameters
 LAUNCH_TIMEOUT = 120  # seconds for a whole torchrun job; far above what one takes (~5 s)
 
 
@@ -86,7 +87,9 @@ def assert_same_training(a: dict, b: dict) -> None:
     lr = b["config"]["lr_critic"], b["config"]["lr_generator"]
     for net, opt, rate in (("critic", "critic_opt", lr[0]), ("generator", "generator_opt", lr[1])):
         moments = [s["exp_avg_sq"] for s in b[opt]["state"].values()]
-        for (name, x), y, v in zip(a[net].items(), b[net].values(), moments, strict=True):
+        params = [(k, v) for k, v in a[net].items() if not k.endswith(BATCHNORM_BUFFERS)]
+        y_params = [v for k, v in b[net].items() if not k.endswith(BATCHNORM_BUFFERS)]
+        for (name, x), y, v in zip(params, y_params, moments, strict=True):
             signal_ = v.sqrt() > 1e-6  # |g| of 1e-3 and up; rounding noise is ~1e-9 here
             diff = (x - y)[signal_].norm() / y[signal_].norm().clamp_min(1e-12)
             assert diff <= 1e-5, f"{net}.{name}: relative difference {float(diff):.2e}"

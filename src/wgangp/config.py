@@ -186,6 +186,11 @@ class TrainConfig:
         "rank 0's longest pause for evaluation, plots and checkpoints",
         low=1,
     )
+    sync_batchnorm: bool = _f(
+        True,
+        "generator BatchNorm uses the global batch's statistics under torchrun, so N processes train as one; "
+        "false: each process normalises its own rows (DDP without SyncBatchNorm)",
+    )
     eval_samples: int = _f(2000, "samples for W1 and mode metrics (n generated vs n real)", low=2)
     grid_samples: int = _f(64, "images in each sample grid (a fixed latent batch)", low=1)
 

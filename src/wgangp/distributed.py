@@ -17,9 +17,14 @@ Design (the reasons, once):
   weight uneven shards. The weighted sum is exact for uneven splits: every loss term (the critic's means,
   the per-sample penalty's mean, the generator's mean) is a mean over the batch, and the global mean is
   ``Σ_r (n_r / B) · mean_r``.
-- **BatchNorm** (the DCGAN/ResNet generators): statistics of the local shard, as DDP does without
-  SyncBatchNorm. Critics have none (checked). A generator with BatchNorm therefore matches the
-  one-process run only with one process; everything else matches up to float summation order.
+- **BatchNorm** (the DCGAN/ResNet generators; critics have none, checked): with ``sync_batchnorm`` (the
+  default) the trainer swaps the generator's layers for ``models.global_bn``'s, which normalise with the
+  statistics of the global batch (two ``all_reduce`` per layer and forward: the sums, then the squared
+  deviations from the global mean; one per pass in backward, shaped for the weighted gradient sum
+  above), so the generator, its running buffers and its gradients are the one-process ones. Without it,
+  each shard's own statistics, as DDP without SyncBatchNorm. Rank 0's lone forwards (the grad-norm probe,
+  samples) must not reach a collective: samples run in eval mode, the probe under
+  ``local_batch_statistics``. Everything else matches one process up to float summation order.
 - **EMA, lr schedules, GradScaler**: updated identically on every rank, as parameters and (all-reduced)
   gradients are identical.
 """

@@ -21,6 +21,7 @@ from wgangp.fast.paths import build_fast_iteration, build_optimizer, choose_step
 from wgangp.fast.step import Networks, StepSpec, critic_update, generator_update
 from wgangp.faults import all_finite
 from wgangp.models import build_models as _build_models
+from wgangp.models.global_bn import local_batch_statistics, to_global_batchnorm
 from wgangp.penalty import check_critic, gradient_norms
 
 __all__ = ["CHECKPOINT_FORMAT", "Trainer", "build_models", "resolve_device"]
@@ -102,6 +103,8 @@ class Trainer:
         generator, critic = (m.to(self.device) for m in build_models(config))
         if self.shard.distributed:
             broadcast_parameters([generator, critic])
+            if config.sync_batchnorm:  # the same Parameters, before the optimizers and the EMA copy see them
+                generator = to_global_batchnorm(generator)
         check_critic(critic)  # once here, so the hot path can skip the walk over modules
         # eager (the fp32 step below), fast-eager (mixed precision, lazy penalty) or graph: see wgangp.fast.
         self.step_path, _ = choose_step_path(config, self.device, self.shard)
@@ -202,11 +205,13 @@ class Trainer:
     def probe_grad_norm(self, real: Tensor) -> Tensor:
         """Mean ‖∇D(x̂)‖ at interpolates between ``real`` and fresh fakes, for any loss (logging only).
 
-        Uses its own random stream, so probing never changes the training trajectory.
+        Uses its own random stream and leaves BatchNorm's running buffers alone, so probing never changes the
+        training trajectory. Rank 0 alone probes: the generator normalises with the probe batch's own
+        statistics (as in training, and as one process does), without a collective the others would miss.
         """
         probe = torch.Generator(device=self.device).manual_seed(self.config.seed + 10_000 + self.step)
         n = real.shape[0]
-        with torch.no_grad():
+        with torch.no_grad(), local_batch_statistics(self.generator):
             z = torch.randn(n, self.config.latent_dim, generator=probe, device=self.device)
             fake = self.generator(z)
         eps = torch.rand((n,) + (1,) * (real.ndim - 1), generator=probe, device=self.device)
