@@ -283,7 +283,11 @@ def train(
             bar.update(1)
 
             # Stop at a non-finite term: this state is never saved, the last checkpoint stays the newest.
-            term = None if config.skip_nonfinite else first_nonfinite(stats)
+            # fp16: an overflow is the GradScaler's to handle (it skips that update and halves the scale;
+            # at its starting 2^16 the penalty's double backward overflows by design); a real divergence
+            # still stops at the weights check before the next checkpoint.
+            scaled = config.precision == "fp16"
+            term = None if config.skip_nonfinite or scaled else first_nonfinite(stats)
             if shard.distributed:
                 # Every rank leaves the loop at the same step, or the others would wait at a collective.
                 stopping, anywhere = reduce_flags([stopping, term is not None], trainer.device)
