@@ -267,7 +267,7 @@ def _version() -> str:
 def _cmd_train(args: argparse.Namespace) -> int:
     from wgangp.distributed import shutdown
     from wgangp.launch import Launch, start_job
-    from wgangp.resume import find_resume_point
+    from wgangp.resume import check_resume, find_resume_point
     from wgangp.run import default_run_dir, train
 
     if args.help_config:
@@ -299,7 +299,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if args.overwrite or args.out:
             raise UserError("--resume continues RUN_DIR in place; drop --out and --overwrite")
         resume = find_resume_point(args.resume)
-        return Launch(resolve_config(args.preset, base=resume.config, **layers), resume.run_dir, resume)
+        config = resolve_config(args.preset, base=resume.config, **layers)
+        check_resume(resume, config, force=args.force)  # refused before rank 0 sends the state
+        return Launch(config, resume.run_dir, resume)
 
     # Under torchrun: join the process group (data parallelism, wgangp.distributed); else one process.
     shard, launch = start_job(decide)
