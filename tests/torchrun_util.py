@@ -5,6 +5,7 @@ Shared by the data-parallel test modules; each launch spawns real processes on 1
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import subprocess
@@ -44,14 +45,31 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def torchrun_argv(nproc: int, args: list[str]) -> list[str]:
+def torchrun_argv(
+    nproc: int,
+    args: list[str],
+    *,
+    nnodes: int = 1,
+    node_rank: int = 0,
+    port: int | None = None,
+    c10d: bool = False,
+) -> list[str]:
+    """One ``torchrun`` launcher; for a job of ``nnodes`` launchers give each its ``node_rank`` and one ``port``.
+
+    ``c10d``: elastic rendezvous at ``127.0.0.1:port`` (the node ranks are then the rendezvous's choice).
+    """
+    port = port or free_port()
+    if c10d:
+        rendezvous = ["--rdzv_backend=c10d", f"--rdzv_endpoint=127.0.0.1:{port}", "--rdzv_id=wgangp-test"]
+    else:
+        rendezvous = [f"--node_rank={node_rank}", "--master_addr=127.0.0.1", f"--master_port={port}"]
     return [
         sys.executable,
         "-m",
         "torch.distributed.run",
+        f"--nnodes={nnodes}",
         f"--nproc_per_node={nproc}",
-        "--master_addr=127.0.0.1",
-        f"--master_port={free_port()}",
+        *rendezvous,
         "-m",
         "wgangp",
         "train",
@@ -74,8 +92,8 @@ def checkpoint_state(run_dir: Path, step: int) -> dict:
     return load_checkpoint(run_dir / "checkpoints" / f"step_{step:07d}.pt")
 
 
-def assert_same_training(a: dict, b: dict) -> None:
-    """Parameters of both networks equal to relative 1e-5 (fp32), where the gradient is not rounding noise.
+def assert_same_training(a: dict, b: dict, rtol: float = 1e-5) -> None:
+    """Parameters of both networks equal to relative ``rtol`` (fp32: 1e-5), where the gradient is not rounding noise.
 
     A ReLU unit active on every sample has a bias whose gradient is exactly 0 in exact arithmetic (it cancels
     in mean D(real) − mean D(fake) and the penalty does not see it); in floats it is ~1e-8 of rounding, which
@@ -83,17 +101,32 @@ def assert_same_training(a: dict, b: dict) -> None:
     BLAS) flips such signs, so those entries, found from Adam's second moment, are only checked to move
     within Adam's step bound.
     """
+    for name, diff in training_differences(a, b).items():
+        assert diff <= rtol, f"{name}: relative difference {diff:.2e}"
+
+
+def training_differences(a: dict, b: dict) -> dict[str, float]:
+    """``{network.tensor: relative difference}`` of ``a`` against ``b`` on the entries a gradient moves.
+
+    The other entries (rounding-noise gradients, see :func:`assert_same_training`) are asserted here to
+    stay within the optimizer's step bound.
+    """
     assert a["step"] == b["step"]
     lr = b["config"]["lr_critic"], b["config"]["lr_generator"]
+    found = {}
     for net, opt, rate in (("critic", "critic_opt", lr[0]), ("generator", "generator_opt", lr[1])):
-        moments = [s["exp_avg_sq"] for s in b[opt]["state"].values()]
+        # Second moments: Adam's exp_avg_sq, RMSprop's square_avg (wgan-clip). One update moves an entry by
+        # at most ~lr (Adam) or lr/sqrt(1 - α) (RMSprop's first steps, v = (1 - α)·g²).
+        group = b[opt]["param_groups"][0]
+        moments = [s.get("exp_avg_sq", s.get("square_avg")) for s in b[opt]["state"].values()]
+        move = rate / math.sqrt(1 - group["alpha"]) if "alpha" in group else rate
         params = [(k, v) for k, v in a[net].items() if not k.endswith(BATCHNORM_BUFFERS)]
         y_params = [v for k, v in b[net].items() if not k.endswith(BATCHNORM_BUFFERS)]
         for (name, x), y, v in zip(params, y_params, moments, strict=True):
             signal_ = v.sqrt() > 1e-6  # |g| of 1e-3 and up; rounding noise is ~1e-9 here
-            diff = (x - y)[signal_].norm() / y[signal_].norm().clamp_min(1e-12)
-            assert diff <= 1e-5, f"{net}.{name}: relative difference {float(diff):.2e}"
-            assert torch.all((x - y)[~signal_].abs() <= 2 * rate * b["step"] * b["config"]["n_critic"])
+            found[f"{net}.{name}"] = float((x - y)[signal_].norm() / y[signal_].norm().clamp_min(1e-12))
+            assert torch.all((x - y)[~signal_].abs() <= 2 * move * b["step"] * b["config"]["n_critic"])
+    return found
 
 
 def train_one_process(out: Path, steps: int, **extra: object) -> None:

@@ -265,8 +265,9 @@ def _version() -> str:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from wgangp.distributed import init_from_env, same_on_every_rank, shutdown
-    from wgangp.resume import find_resume_point
+    from wgangp.distributed import shutdown
+    from wgangp.launch import Launch, start_job
+    from wgangp.resume import check_resume, find_resume_point
     from wgangp.run import default_run_dir, train
 
     if args.help_config:
@@ -286,28 +287,30 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if value is not None
     }
     layers = {"loss": args.loss, "config_file": args.config, "sets": args.sets, "overrides": overrides}
-    if args.resume is None:
-        if args.force:
-            raise UserError("--force only applies to --resume")
-        resume = None
-        preset = args.preset or DATASET_PRESETS.get(args.dataset or "", "fast")
-        config = resolve_config(preset, **layers)
-        run_dir = Path(args.out) if args.out else default_run_dir(config)
-    else:
+
+    def decide() -> Launch:
+        """The config, run directory and resume point: read on rank 0 alone under torchrun."""
+        if args.resume is None:
+            if args.force:
+                raise UserError("--force only applies to --resume")
+            preset = args.preset or DATASET_PRESETS.get(args.dataset or "", "fast")
+            config = resolve_config(preset, **layers)
+            return Launch(config, Path(args.out) if args.out else default_run_dir(config))
         if args.overwrite or args.out:
             raise UserError("--resume continues RUN_DIR in place; drop --out and --overwrite")
         resume = find_resume_point(args.resume)
         config = resolve_config(args.preset, base=resume.config, **layers)
-        run_dir = resume.run_dir
+        check_resume(resume, config, force=args.force)  # refused before rank 0 sends the state
+        return Launch(config, resume.run_dir, resume)
+
     # Under torchrun: join the process group (data parallelism, wgangp.distributed); else one process.
-    shard = init_from_env(config)
-    run_dir = same_on_every_rank(shard, run_dir)  # a default name holds the time of each rank's start
+    shard, launch = start_job(decide)
     try:
         result = train(
-            config,
-            run_dir,
+            launch.config,
+            launch.run_dir,
             overwrite=args.overwrite,
-            resume=resume,
+            resume=launch.resume,
             force=args.force,
             progress=not args.no_progress,
             tensorboard=not args.no_tensorboard,
@@ -316,7 +319,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     finally:
         shutdown()
     if shard.is_main:
-        _print_summary(config, result.metrics, result.seconds, result.run_dir, [str(p) for p in result.plots])
+        _print_summary(
+            launch.config, result.metrics, result.seconds, result.run_dir, [str(p) for p in result.plots]
+        )
     return 0
 
 

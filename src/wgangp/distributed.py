@@ -135,12 +135,13 @@ def check_distributed_config(config: TrainConfig, world_size: int) -> None:
         raise UserError("skip_nonfinite is not supported with several processes (ranks would disagree)")
 
 
-def init_from_env(config: TrainConfig) -> Shard:
+def init_from_env(config: TrainConfig, *, store: dist.Store | None = None, rank: int = -1) -> Shard:
     """Join the process group ``torchrun`` describes (``WORLD_SIZE``, ``RANK``, ``MASTER_ADDR``...).
 
     One process (no ``WORLD_SIZE`` or 1): nothing to do. Backend: ``nccl`` when the run is on CUDA, else
     ``gloo``. ``config.dist_timeout`` bounds every collective, so a dead or stuck rank fails the job
-    (torchrun then stops the others) instead of hanging it.
+    (torchrun then stops the others) instead of hanging it. ``store``: the rendezvous store this process
+    already joined (``wgangp.launch`` talks through it before the group exists), with its ``rank``.
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
@@ -153,9 +154,16 @@ def init_from_env(config: TrainConfig) -> Shard:
     if cuda:
         torch.cuda.set_device(local_rank)
     if not dist.is_initialized():
-        dist.init_process_group(
-            backend="nccl" if cuda else "gloo", timeout=timedelta(seconds=config.dist_timeout)
-        )
+        backend, timeout = "nccl" if cuda else "gloo", timedelta(seconds=config.dist_timeout)
+        if store is None:
+            dist.init_process_group(backend=backend, timeout=timeout)
+        else:
+            store.set_timeout(timeout)
+            # The prefix init_process_group gives a store it rendezvouses itself (env://).
+            group_store = dist.PrefixStore("default_pg", store)
+            dist.init_process_group(
+                backend=backend, timeout=timeout, store=group_store, rank=rank, world_size=world_size
+            )
     return current_shard()
 
 

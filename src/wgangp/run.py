@@ -181,7 +181,7 @@ def train(
     checkpoint on disk.
 
     Under ``torchrun`` (``shard``, default: this process's; see ``wgangp.distributed``) every rank trains its
-    shard and runs the same collectives in the same order; rank 0 alone writes the run directory.
+    shard and runs the same collectives in the same order; rank 0 alone reads and writes the run directory.
     """
     from tqdm.auto import tqdm
 
@@ -258,8 +258,11 @@ def train(
         plots.append(path)
 
     saved: Path | None = None
+    # Ranks > 0 never touch the run directory, not even to read it: on another node it is not there (or,
+    # worse, an unrelated directory of the same name is).
+    kept = store if main else None
     with (
-        _disk_errors(run_dir, store),
+        _disk_errors(run_dir, store) if main else contextlib.nullcontext(),
         StopRequest() as stop,
         RunLogger(run_dir, tensorboard=tensorboard) if main else contextlib.nullcontext() as log,
         tqdm(
@@ -280,13 +283,17 @@ def train(
             bar.update(1)
 
             # Stop at a non-finite term: this state is never saved, the last checkpoint stays the newest.
-            term = None if config.skip_nonfinite else first_nonfinite(stats)
+            # fp16: an overflow is the GradScaler's to handle (it skips that update and halves the scale;
+            # at its starting 2^16 the penalty's double backward overflows by design); a real divergence
+            # still stops at the weights check before the next checkpoint.
+            scaled = config.precision == "fp16"
+            term = None if config.skip_nonfinite or scaled else first_nonfinite(stats)
             if shard.distributed:
                 # Every rank leaves the loop at the same step, or the others would wait at a collective.
                 stopping, anywhere = reduce_flags([stopping, term is not None], trainer.device)
                 term = term or ("term on another process" if anywhere else None)
             if term is not None:
-                _stop_nonfinite(term.replace("_", " "), step, store)
+                _stop_nonfinite(term.replace("_", " "), step, kept)
             books.add(stats)
 
             # Log window means over all processes (one host sync per log row).
@@ -318,7 +325,7 @@ def train(
                 draw(f"step_{step:07d}", log)
             if step % config.checkpoint_every == 0 or last or stopping:
                 if not all_finite([*trainer.generator.parameters(), *trainer.critic.parameters()]):
-                    _stop_nonfinite("weights (a non-finite gradient)", step, store)
+                    _stop_nonfinite("weights (a non-finite gradient)", step, kept)
                 if main:
                     saved = store.save(checkpoint())
             if stopping and not last:
@@ -358,10 +365,15 @@ def _disk_errors(run_dir: Path, store: CheckpointDir) -> Iterator[None]:
         raise UserError(f"cannot write to run directory {run_dir}: {err.strerror or err}; {where}") from None
 
 
-def _stop_nonfinite(what: str, step: int, store: CheckpointDir) -> NoReturn:
-    """Stop with the step and the term that went non-finite rather than training on NaNs."""
-    kept = store.step_files()
+def _stop_nonfinite(what: str, step: int, store: CheckpointDir | None) -> NoReturn:
+    """Stop with the step and the term that went non-finite rather than training on NaNs.
+
+    ``store`` is ``None`` on ranks > 0, which do not look into the run directory.
+    """
+    kept = store.step_files() if store is not None else []
     where = f"the last good checkpoint is {kept[-1][1]}" if kept else "no checkpoint was written yet"
+    if store is None:
+        where = "rank 0 keeps the last good checkpoint"
     raise UserError(
         f"non-finite {what} at step {step}; stopped, {where} "
         "(lower the learning rates, or pass --skip-nonfinite to skip such updates)",
