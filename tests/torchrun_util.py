@@ -85,7 +85,12 @@ def torchrun(nproc: int, args: list[str]) -> None:
     done = subprocess.run(
         torchrun_argv(nproc, args), env=child_env(), capture_output=True, text=True, timeout=LAUNCH_TIMEOUT
     )
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, job_failure(done.stderr)
+
+
+def job_failure(stderr: str) -> str:
+    """A failed job's stderr: the workers' own lines first (the cause), then torchrun's summary."""
+    return stderr if len(stderr) <= 6000 else f"{stderr[:3000]}\n[...]\n{stderr[-3000:]}"
 
 
 def checkpoint_state(run_dir: Path, step: int) -> dict:

@@ -316,6 +316,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             tensorboard=not args.no_tensorboard,
             shard=shard,
         )
+        shutdown(finished=True)
     finally:
         shutdown()
     if shard.is_main:

@@ -174,8 +174,16 @@ def collective_backend() -> str | None:
     return str(dist.get_backend())
 
 
-def shutdown() -> None:
+def shutdown(*, finished: bool = False) -> None:
+    """Leave the process group (a no-op outside one or when already left).
+
+    ``finished``: the run ended normally on this rank; wait (bounded by ``dist_timeout``) until every rank
+    has, so no rank tears its connections down while rank 0 still writes its last files and the others
+    would see a closed peer. After an error, leave at once: the others fail at their next collective.
+    """
     if dist.is_available() and dist.is_initialized():
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()
 
 
