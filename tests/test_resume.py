@@ -130,6 +130,19 @@ def test_forced_resume_applies_the_new_learning_rate(tmp_path):
     assert trainer.critic_opt.param_groups[0]["lr"] == 5e-4
 
 
+def test_a_run_from_before_a_config_field_existed_resumes(tmp_path):
+    """A checkpoint whose config lacks a later field (here ``sync_batchnorm``) takes its default."""
+    run = tmp_path / "run"
+    assert main(["train", "--out", str(run), "--steps", "4", *TINY, *QUIET]) == 0
+    store = CheckpointDir(run)
+    _, state = store.latest()
+    del state["config"]["sync_batchnorm"]
+    store.save(state)
+    assert main(["train", "--resume", str(run), "--steps", "6", *QUIET]) == 0
+    argv = ["train", "--resume", str(run), "--steps", "8", "--set", "sync_batchnorm=false", *QUIET]
+    assert main(argv) == 2  # a real change from the default is still one
+
+
 def test_rewind_metrics_drops_rows_after_the_checkpoint_and_a_torn_line(tmp_path):
     rows = [{"step": s, "x": s} for s in (1, 2, 2, 3, 4)]
     text = "".join(json.dumps(r) + "\n" for r in rows) + '{"step": 5, "x'

@@ -77,9 +77,14 @@ def find_resume_point(run_dir: str | Path) -> ResumePoint:
 
 
 def config_changes(saved: Mapping[str, Any], config: TrainConfig) -> dict[str, tuple[Any, Any]]:
-    """``{key: (saved, new)}`` for every key whose value differs."""
-    new = config.to_dict()
-    return {key: (saved.get(key), value) for key, value in new.items() if saved.get(key) != value}
+    """``{key: (saved, new)}`` for every key whose value differs.
+
+    A key the saved config lacks is a field added after that run was made: it counts as its default, so
+    upgrading wgangp does not refuse to resume older runs.
+    """
+    defaults = TrainConfig().to_dict()
+    old = {key: saved.get(key, defaults[key]) for key in defaults}
+    return {key: (old[key], value) for key, value in config.to_dict().items() if old[key] != value}
 
 
 def check_resume(point: ResumePoint, config: TrainConfig, *, force: bool = False) -> None:
