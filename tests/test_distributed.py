@@ -23,6 +23,7 @@ from torchrun_util import (
     assert_same_training,
     checkpoint_state,
     child_env,
+    running_job,
     set_args,
     torchrun,
     torchrun_argv,
@@ -159,18 +160,9 @@ def _alive(pid: int) -> bool:
 def test_a_dead_or_stuck_rank_fails_the_job(tmp_path, how):
     """A killed worker (torchrun stops the rest) or a stuck one (the others time out at a collective)."""
     out = tmp_path / "r"
-    job = subprocess.Popen(
-        torchrun_argv(2, ["--out", str(out), "--steps", "1000000", *set_args(batch_size=32), *QUIET]),
-        env=child_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    args = ["--out", str(out), "--steps", "1000000", *set_args(batch_size=32), *QUIET]
+    with running_job(args, ready=out / "checkpoints") as job:  # both ranks are training
         deadline = time.monotonic() + LAUNCH_TIMEOUT
-        while not (out / "checkpoints").is_dir():  # both ranks are training
-            assert job.poll() is None and time.monotonic() < deadline, "the job did not start"
-            time.sleep(0.2)
         survivor, victim = _workers(job.pid)
         os.kill(victim, how)
         if how == signal.SIGSTOP:
@@ -181,36 +173,17 @@ def test_a_dead_or_stuck_rank_fails_the_job(tmp_path, how):
                 time.sleep(0.2)
             os.kill(victim, signal.SIGCONT)
         _, err = job.communicate(timeout=LAUNCH_TIMEOUT)
-        assert job.returncode != 0
-        if how == signal.SIGSTOP:
-            assert "timed out" in err.lower() or "timeout" in err.lower(), err[-2000:]
-    finally:
-        if job.poll() is None:
-            job.kill()
-            job.wait()
+    assert job.returncode != 0
+    if how == signal.SIGSTOP:
+        assert "timed out" in err.lower() or "timeout" in err.lower(), err[-2000:]
 
 
 def test_sigterm_stops_every_rank_at_the_same_step_after_one_checkpoint(tmp_path):
     out = tmp_path / "r"
-    sets = set_args(batch_size=32, checkpoint_every=10**6)
-    job = subprocess.Popen(
-        torchrun_argv(2, ["--out", str(out), "--steps", "1000000", *sets, *QUIET]),
-        env=child_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + LAUNCH_TIMEOUT
-        while not (out / "metrics.jsonl").is_file():  # rank 0 has logged a step
-            assert job.poll() is None and time.monotonic() < deadline, "the job did not start"
-            time.sleep(0.2)
+    args = ["--out", str(out), "--steps", "1000000", *set_args(batch_size=32, checkpoint_every=10**6), *QUIET]
+    with running_job(args, ready=out / "metrics.jsonl") as job:  # rank 0 has logged a step
         job.send_signal(signal.SIGTERM)  # torchrun passes it on to both workers
         _, err = job.communicate(timeout=LAUNCH_TIMEOUT)
-    finally:
-        if job.poll() is None:
-            job.kill()
-            job.wait()
     assert job.returncode != 0
     stops = re.findall(r"stopped by SIGTERM at step (\d+)", err)
     assert len(stops) == 2 and stops[0] == stops[1], err[-2000:]

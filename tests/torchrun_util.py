@@ -10,6 +10,9 @@ import os
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -136,3 +139,21 @@ def training_differences(a: dict, b: dict) -> dict[str, float]:
 
 def train_one_process(out: Path, steps: int, **extra: object) -> None:
     assert main(["train", "--out", str(out), "--steps", str(steps), *set_args(**extra), *QUIET]) == 0
+
+
+@contextmanager
+def running_job(args: list[str], ready: Path) -> Iterator[subprocess.Popen[str]]:
+    """A 2-process ``torchrun`` job in the background, yielded once ``ready`` exists; killed if still up."""
+    job = subprocess.Popen(
+        torchrun_argv(2, args), env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + LAUNCH_TIMEOUT
+        while not ready.exists():
+            assert job.poll() is None and time.monotonic() < deadline, "the job did not start"
+            time.sleep(0.2)
+        yield job
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.wait()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -152,34 +153,25 @@ def penalty_and_norms(
     nets: Networks, spec: StepSpec, real: Tensor, fake: Tensor, total: int
 ) -> tuple[Tensor, Tensor]:
     """The unweighted penalty and per-sample norms: the library's in fp32, the AMP recipe otherwise."""
-    rows = spec.shard.rows(total)
+    shared: dict[str, Any] = {
+        "kind": spec.penalty_kind,
+        "target": spec.penalty_target,
+        "at": spec.penalty_at,
+        "generator": nets.noise,
+        "fraction": spec.penalty_fraction,
+        "rows": spec.shard.rows(total),
+    }
     if spec.precision == "fp32":
-        return gradient_penalty(
-            nets.critic,
-            real,
-            fake,
-            kind=spec.penalty_kind,
-            target=spec.penalty_target,
-            at=spec.penalty_at,
-            generator=nets.noise,
-            fraction=spec.penalty_fraction,
-            allow_batchnorm=True,  # the trainer checks the critic once
-            return_norms=True,
-            rows=rows,
-        )
+        # allow_batchnorm: the trainer checks the critic once, not on every step.
+        return gradient_penalty(nets.critic, real, fake, allow_batchnorm=True, return_norms=True, **shared)
     return mixed_precision_penalty(
         nets.critic,
         real,
         fake,
         precision=spec.precision,
         scaler=nets.critic_scaler,
-        kind=spec.penalty_kind,
-        target=spec.penalty_target,
-        at=spec.penalty_at,
-        generator=nets.noise,
-        fraction=spec.penalty_fraction,
         cache_enabled=spec.autocast_cache,
-        rows=rows,
+        **shared,
     )
 
 
