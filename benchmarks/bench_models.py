@@ -3,7 +3,7 @@
 These exist so ``step_speed.py`` can time image-sized steps before the package ships its own image
 models; they are not part of ``wgangp`` and are not tested for training quality. Shapes follow
 igul222/improved_wgan_training (``gan_cifar.py``'s DCGAN and ``gan_cifar_resnet.py``, DIM = 128) and
-DESIGN.md §3. Critics have no normalisation (the penalty needs per-sample gradients).
+the paper's App. F. Critics have no normalisation (the penalty needs per-sample gradients).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ LATENT = 128
 
 
 def _mean_pool(x: Tensor) -> Tensor:
-    """2×2 mean pooling as a reshape-mean: its backward is cheaper than avg_pool2d's (DESIGN §4)."""
+    """2×2 mean pooling as a reshape-mean: its backward is cheaper than avg_pool2d's (benchmarks/RESULTS.md)."""
     n, c, h, w = x.shape
     return x.reshape(n, c, h // 2, 2, w // 2, 2).mean((3, 5))
 

@@ -14,7 +14,8 @@ import time
 import torch
 
 from wgangp.config import resolve_config
-from wgangp.imagerun import DataEvaluator
+from wgangp.evaluation import kind_for
+from wgangp.evaluation.images import LabelledImageKind
 from wgangp.trainer import Trainer
 
 
@@ -34,12 +35,13 @@ def main() -> None:
     marks = sorted(60.0 * m for m in args.minutes)
     config = resolve_config(args.preset, sets=[*args.sets, f"seed={args.seed}", "steps=100000000"])
     trainer = Trainer(config, device=torch.device("cpu"))
-    evaluate = DataEvaluator(config, trainer.data, None)  # type: ignore[arg-type]
+    kind = kind_for(config, trainer.data)
+    assert isinstance(kind, LabelledImageKind)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, preset {args.preset}, seed {args.seed}"
     )
-    print(f"classifier test accuracy {evaluate.accuracy:.3f}")
-    rows = [(0.0, 0, evaluate(trainer))]
+    print(f"classifier test accuracy {kind.scorer.accuracy:.3f}")
+    rows = [(0.0, 0, kind.evaluate(trainer))]
     trained = 0.0
     for mark in marks:
         while trained < mark:
@@ -47,7 +49,7 @@ def main() -> None:
             for _ in range(10):
                 trainer.train_iteration()
             trained += time.perf_counter() - start
-        rows.append((trained, trainer.step, evaluate(trainer)))
+        rows.append((trained, trainer.step, kind.evaluate(trainer)))
         print(f"  {trained / 60:5.1f} min  step {trainer.step:6d}  {rows[-1][2]}", flush=True)
 
     print(

@@ -4,7 +4,7 @@
     python benchmarks/step_speed.py --cases toy dcgan --paths eager bf16 --reps 7 --json out.json
 
 Cases: ``toy`` (the paper's MLP, batch 256) and the BENCHMARK-ONLY paper-shaped CIFAR ``dcgan`` and
-``resnet`` (batch 64) from ``bench_models.py``. Paths: see ``wgangp.fast.bench.PATHS``.
+``resnet`` (batch 64) from ``bench_models.py``. Paths: see ``wgangp.experiments.bench.PATHS``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,15 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_models
-from wgangp.fast.bench import CPU_PATHS, CUDA_PATHS, PATHS, BenchCase, format_table, run_benchmark, toy_case
+from wgangp.experiments.bench import (
+    CPU_PATHS,
+    CUDA_PATHS,
+    PATHS,
+    BenchCase,
+    format_table,
+    run_benchmark,
+    toy_case,
+)
 from wgangp.trainer import resolve_device
 
 

@@ -18,9 +18,9 @@ import torch
 
 from wgangp.config import TrainConfig, resolve_config
 from wgangp.data.toy import ToySampler
+from wgangp.evaluation.toy import ToyKind
 from wgangp.metrics.toy import toy_metrics
 from wgangp.reference import PlainLoop
-from wgangp.run import ToyEvaluator
 from wgangp.trainer import Trainer, build_models
 
 GOAL = {"modes_covered": 8, "high_quality_fraction": 0.7, "w1": 0.08}
@@ -75,7 +75,7 @@ def _fmt(metrics: dict[str, float]) -> str:
 
 def run_wgangp(config: TrainConfig, *, budget: float, eval_every: int) -> Outcome:
     trainer = Trainer(config, device=torch.device("cpu"))
-    evaluator = ToyEvaluator(config)
+    evaluator = ToyKind(config).evaluate
     return race(
         "wgangp",
         config.seed,
@@ -94,12 +94,12 @@ def run_plain(seed: int, *, budget: float, eval_every: int) -> Outcome:
     loop = PlainLoop.from_config(
         config, generator, critic, data, noise=torch.Generator().manual_seed(seed + 1)
     )
-    evaluator = ToyEvaluator(config)
+    kind = ToyKind(config)
 
     def evaluate() -> dict[str, float]:
         with torch.no_grad():
-            z = torch.randn(config.eval_samples, 2, generator=torch.Generator().manual_seed(evaluator.seed))
-            return toy_metrics(config.dataset, generator(z), evaluator.real)
+            z = torch.randn(config.eval_samples, 2, generator=torch.Generator().manual_seed(kind.seed))
+            return toy_metrics(config.dataset, generator(z), kind.real)
 
     return race(
         "plain", seed, loop.iteration, evaluate, budget=budget, max_iterations=10**9, eval_every=eval_every

@@ -20,9 +20,9 @@ import pytest
 import torch
 from torch import nn
 
-from wgangp.checkpoint import load_checkpoint
 from wgangp.cli import main
 from wgangp.penalty import gradient_penalty
+from wgangp.run.checkpoint import load_checkpoint
 
 TINY = [
     *("--set", "width=16", "--set", "depth=2", "--set", "batch_size=32", "--set", "eval_samples=64"),

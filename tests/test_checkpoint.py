@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from wgangp.checkpoint import (
+from wgangp.errors import UserError
+from wgangp.run.checkpoint import (
     CHECKPOINT_FORMAT,
     CheckpointDir,
     CheckpointWarning,
@@ -21,7 +22,6 @@ from wgangp.checkpoint import (
     restore_global_rng,
     save_checkpoint,
 )
-from wgangp.errors import UserError
 
 
 def _state(step: int) -> dict:

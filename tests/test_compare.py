@@ -12,19 +12,19 @@ import pytest
 import torch
 
 from wgangp.cli import main
-from wgangp.compare import (
+from wgangp.errors import UserError
+from wgangp.evaluation import MetricSpec
+from wgangp.evaluation.toy import ToyKind
+from wgangp.experiments.compare import (
     METHODS,
     Budget,
-    MetricSpec,
-    ToyKind,
     aggregate,
     judge,
     method_config,
     run_comparison,
     run_method,
 )
-from wgangp.errors import UserError
-from wgangp.run import load_run
+from wgangp.run.rundir import load_run
 from wgangp.trainer import Trainer
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -29,11 +29,11 @@ from torchrun_util import (
     torchrun_argv,
     train_one_process,
 )
-from wgangp.checkpoint import CheckpointDir
 from wgangp.cli import main
 from wgangp.distributed import Shard
 from wgangp.penalty import Rows
-from wgangp.runlog import read_metrics
+from wgangp.run.checkpoint import CheckpointDir
+from wgangp.run.log import read_metrics
 
 
 @pytest.fixture(autouse=True)
@@ -73,7 +73,7 @@ def test_two_processes_train_as_one(two_process_run, tmp_path):
 def test_uneven_split_weights_shards_by_size(tmp_path):
     """31 rows over 2 processes (15 + 16): the loss, penalty and gradients are global-batch means.
 
-    Also the fast step (``wgangp.fast``, here through a lazy penalty) rather than the trainer's own.
+    Also the fast step (``wgangp.step``, here through a lazy penalty) rather than the trainer's own.
     """
     out, fast = tmp_path / "two", {"batch_size": 31, "penalty_every": 2}
     torchrun(2, ["--out", str(out), "--steps", "2", *set_args(**fast), *QUIET])

@@ -29,7 +29,7 @@ from wgangp.models.global_bn import (
     local_batch_statistics,
     to_global_batchnorm,
 )
-from wgangp.runlog import read_metrics
+from wgangp.run.log import read_metrics
 
 ROWS = (slice(0, 3), slice(3, 8))  # uneven shards of an 8-row batch
 SHAPES = {

@@ -77,8 +77,8 @@ def test_the_graphed_distributed_step_equals_the_graphed_single_process_step(pre
     assert [t.step_path for t in trainers] == ["graph", "graph"]
     for _ in range(6):  # 3 eager warm-up iterations, a capture, replays
         stats = [t.train_iteration() for t in trainers]
-    assert trainers[0].fast is not None and trainers[0].fast.graphed is not None
-    assert len(trainers[0].fast.graphed._graphs) == 1  # the distributed step did run as a graph
+    assert trainers[0].iteration.graphed is not None
+    assert len(trainers[0].iteration.graphed._graphs) == 1  # the distributed step did run as a graph
     for name in ("generator", "critic"):
         for a, b in zip(*(getattr(t, name).parameters() for t in trainers), strict=True):
             torch.testing.assert_close(a, b, rtol=0, atol=0)

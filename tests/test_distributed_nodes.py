@@ -29,9 +29,9 @@ from torchrun_util import (
     train_one_process,
     training_differences,
 )
-from wgangp.checkpoint import CheckpointDir
 from wgangp.cli import main
-from wgangp.runlog import read_metrics
+from wgangp.run.checkpoint import CheckpointDir
+from wgangp.run.log import read_metrics
 
 
 @pytest.fixture(autouse=True)
@@ -200,7 +200,7 @@ def test_fp16_survives_the_scalers_first_overflows(tmp_path):
 SHARE_STATE = """
 import torch, torch.distributed as dist
 from wgangp.distributed import current_shard
-from wgangp.launch import share_state
+from wgangp.run.launch import share_state
 dist.init_process_group("gloo")
 expected = {"w": torch.linspace(-1, 1, 2500), "step": 7, "rng": [torch.Generator().manual_seed(3).get_state(), (1, 2.5)]}
 got = share_state(current_shard(), expected if dist.get_rank() == 0 else None, chunk_bytes=4096)

@@ -1,4 +1,4 @@
-"""The fast paths compute the same training as the fp32 eager trainer (wgangp.fast)."""
+"""The fast paths compute the same training as the fp32 eager trainer (wgangp.step)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ import torch
 from wgangp.config import resolve_config
 from wgangp.distributed import Shard
 from wgangp.errors import UserError
-from wgangp.fast.amp import mixed_precision_penalty
-from wgangp.fast.lazy import lazy_adam_hyperparameters, lazy_penalty_weight, penalty_schedule
-from wgangp.fast.paths import FastIteration, choose_step_path, graph_unsupported_reason
-from wgangp.fast.step import Networks, StepSpec, critic_update, iteration
 from wgangp.penalty import gradient_penalty
+from wgangp.step.amp import mixed_precision_penalty
+from wgangp.step.lazy import lazy_adam_hyperparameters, lazy_penalty_weight, penalty_schedule
+from wgangp.step.paths import choose_step_path, graph_unsupported_reason
+from wgangp.step.spec import StepSpec
+from wgangp.step.state import TrainState
+from wgangp.step.update import critic_update, iteration
 from wgangp.trainer import Trainer, build_models
 
 CPU = torch.device("cpu")
@@ -28,7 +30,7 @@ def _config(**overrides):
 def _sgd_networks(config, lr=1e-2, init_scale=1024.0):
     """Both networks from ``config.seed`` with SGD (differences propagate linearly, unlike Adam's)."""
     generator, critic = build_models(config)
-    nets = Networks(
+    nets = TrainState(
         generator,
         critic,
         torch.optim.SGD(generator.parameters(), lr=lr),
@@ -92,20 +94,24 @@ def test_lazy_rescale_applies_to_the_critic_only():
 
 
 @pytest.mark.parametrize("generator_batch_multiple", [1, 2])
-def test_fast_iteration_with_k1_equals_the_trainer_exactly(generator_batch_multiple):
-    # The fast path with penalty_every=1 in fp32 is the trainer's Algorithm 1, bit for bit (the generator
-    # step on B × generator_batch_multiple samples, as the paper's ResNet recipe).
+def test_iteration_equals_single_updates_exactly(generator_batch_multiple):
+    # The one update step (penalty_every=1, fp32) is Algorithm 1's n_critic critic updates, one real batch
+    # at a time, then a generator update, bit for bit (the generator step on B × generator_batch_multiple
+    # samples, as the paper's ResNet recipe).
     config = _config(generator_batch_multiple=generator_batch_multiple)
-    trainer, fast = Trainer(config, device=CPU), Trainer(config, device=CPU)
-    nets = Networks(fast.generator, fast.critic, fast.generator_opt, fast.critic_opt, fast.noise)
-    fast.fast = FastIteration(nets, StepSpec.from_config(config), fast.data)
+    trainer, stepwise = Trainer(config, device=CPU), Trainer(config, device=CPU)
     for _ in range(3):
-        expected, got = trainer.train_iteration(), fast.train_iteration()
+        expected = trainer.train_iteration()
+        critic_stats = [stepwise.critic_step() for _ in range(config.n_critic)]
+        totals = dict(critic_stats[0])
+        for stats in critic_stats[1:]:
+            totals = {key: totals[key] + stats[key] for key in totals}
+        got = {key: value / config.n_critic for key, value in totals.items()} | stepwise.generator_step()
     assert expected.keys() == got.keys()
     assert all(torch.equal(expected[k], got[k]) for k in expected)
-    for a, b in zip(trainer.critic.parameters(), fast.critic.parameters(), strict=True):
+    for a, b in zip(trainer.critic.parameters(), stepwise.critic.parameters(), strict=True):
         assert torch.equal(a, b)
-    for a, b in zip(trainer.generator.parameters(), fast.generator.parameters(), strict=True):
+    for a, b in zip(trainer.generator.parameters(), stepwise.generator.parameters(), strict=True):
         assert torch.equal(a, b)
 
 
@@ -247,7 +253,7 @@ def test_fp16_is_not_graphed():
 
 @pytest.mark.parametrize(("backend", "graphed"), [("nccl", True), ("gloo", False)])
 def test_several_processes_take_the_graph_on_nccl_only(monkeypatch, backend, graphed):
-    monkeypatch.setattr("wgangp.fast.paths.collective_backend", lambda: backend)
+    monkeypatch.setattr("wgangp.step.paths.collective_backend", lambda: backend)
     reason = graph_unsupported_reason(_config(), torch.device("cuda"), Shard(0, 2))
     assert (reason is None) == graphed
     if not graphed:
@@ -298,7 +304,7 @@ def test_cli_precision_flag_reaches_the_config(monkeypatch, tmp_path):
         seen["config"] = config
         raise UserError("stop here")
 
-    monkeypatch.setattr("wgangp.run.train", fake_train)
+    monkeypatch.setattr("wgangp.run.loop.train", fake_train)
     assert cli.main(["train", "--precision", "bf16", "--out", str(tmp_path / "r"), "--no-progress"]) == 2
     assert seen["config"].precision == "bf16"
 

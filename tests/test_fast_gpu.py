@@ -6,10 +6,12 @@ import pytest
 import torch
 
 from wgangp.config import resolve_config
-from wgangp.fast.graph import GraphedIteration
-from wgangp.fast.lazy import penalty_schedule
-from wgangp.fast.paths import build_optimizer
-from wgangp.fast.step import Networks, StepSpec, iteration
+from wgangp.step.graph import GraphedIteration
+from wgangp.step.lazy import penalty_schedule
+from wgangp.step.optim import build_optimizer
+from wgangp.step.spec import StepSpec
+from wgangp.step.state import TrainState
+from wgangp.step.update import iteration
 from wgangp.trainer import Trainer, build_models
 
 pytestmark = [
@@ -32,11 +34,11 @@ def _networks(config, optimizer="adam"):
         opts = [torch.optim.SGD(m.parameters(), lr=1e-2) for m in (generator, critic)]
     else:
         opts = [
-            build_optimizer(config, m.parameters(), lr, path="graph", device=device, regularised=reg)
+            build_optimizer(config, m.parameters(), lr, graph=True, device=device, regularised=reg)
             for m, lr, reg in ((generator, config.lr_generator, False), (critic, config.lr_critic, True))
         ]
     noise = torch.Generator(device=device).manual_seed(config.seed + 1)
-    return Networks(generator, critic, opts[0], opts[1], noise)
+    return TrainState(generator, critic, opts[0], opts[1], noise)
 
 
 def _reals(config, iterations):

@@ -16,12 +16,12 @@ import pytest
 import torch
 
 import wgangp
-from wgangp.checkpoint import CheckpointDir, load_checkpoint
 from wgangp.cli import main
 from wgangp.config import resolve_config
-from wgangp.fast import step as step_module
-from wgangp.faults import first_nonfinite
-from wgangp.run import load_run, train
+from wgangp.run.checkpoint import CheckpointDir, load_checkpoint
+from wgangp.run.loop import load_run, train
+from wgangp.step import update as step_module
+from wgangp.step.faults import first_nonfinite
 from wgangp.trainer import Trainer
 
 SMALL = {

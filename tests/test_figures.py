@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from wgangp.data.toy import ToySampler
-from wgangp.figures import (
+from wgangp.experiments.figures import (
     NoisyData,
     fraction_at_bound,
     layer_gradient_norms,

@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 
 from wgangp.config import resolve_config
-from wgangp.resume import find_resume_point
-from wgangp.run import train
+from wgangp.run.loop import train
+from wgangp.run.resume import find_resume_point
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -1,4 +1,4 @@
-"""wgangp.plots: the critic surface is exact and side-effect free; plots are real PNG files; no figure leaks."""
+"""wgangp.pictures.plots: the critic surface is exact and side-effect free; plots are real PNG files; no figure leaks."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from torch import nn
 
 from wgangp.data.toy import ToySampler
 from wgangp.models.mlp import MLPCritic
-from wgangp.plots import critic_surface, plot_curves, plot_toy
+from wgangp.pictures.plots import critic_surface, plot_curves, plot_toy
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

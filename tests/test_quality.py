@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from wgangp.config import resolve_config
-from wgangp.run import ToyEvaluator
+from wgangp.evaluation.toy import ToyKind
 from wgangp.trainer import Trainer
 
 
@@ -21,10 +21,10 @@ def test_default_run_reaches_all_modes_of_8_gaussians(seed):
     config = resolve_config("fast", overrides={"seed": seed})
     assert config.dataset == "8gaussians" and config.loss == "wgan-gp"
     trainer = Trainer(config, device=torch.device("cpu"))
-    before = ToyEvaluator(config)(trainer)
+    before = ToyKind(config).evaluate(trainer)
     while trainer.step < config.steps:
         trainer.train_iteration()
-    metrics = ToyEvaluator(config)(trainer)
+    metrics = ToyKind(config).evaluate(trainer)
     assert metrics["modes_covered"] == 8, metrics
     assert metrics["w1"] <= 0.12, metrics
     assert metrics["high_quality_fraction"] >= 0.5, metrics

@@ -7,11 +7,11 @@ import json
 import pytest
 import torch
 
-from wgangp.checkpoint import CheckpointDir, load_checkpoint
 from wgangp.cli import main
 from wgangp.config import resolve_config
-from wgangp.resume import find_resume_point, rewind_metrics
-from wgangp.run import load_run, train
+from wgangp.run.checkpoint import CheckpointDir, load_checkpoint
+from wgangp.run.loop import load_run, train
+from wgangp.run.resume import find_resume_point, rewind_metrics
 from wgangp.trainer import Trainer
 
 SMALL = {

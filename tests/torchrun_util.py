@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from wgangp.checkpoint import load_checkpoint
 from wgangp.cli import main
+from wgangp.run.checkpoint import load_checkpoint
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 SMALL = {

@@ -19,7 +19,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from wgangp.config import DATASET_PRESETS, LOSS_RECIPES, PRESETS, TrainConfig, describe_fields, resolve_config
+from wgangp.config import (
+    DATASET_PRESETS,
+    LOSS_RECIPES,
+    PRESETS,
+    TrainConfig,
+    describe_fields,
+    field_choices,
+    resolve_config,
+)
 from wgangp.errors import RunInterrupted, UserError
 
 __all__ = ["main"]
@@ -89,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=list(PRESETS),
         help="recipe to start from (default: fast; for an image --dataset, that dataset's preset; with --resume: the run's saved config)",
     )
-    train.add_argument("--dataset", choices=_DATASETS, help="training data")
+    train.add_argument("--dataset", choices=field_choices("dataset"), help="training data")
     train.add_argument("--data-path", metavar="PATH", help="where mnist/cifar10/folder/vectors data lie")
     train.add_argument(
         "--loss", choices=list(LOSS_RECIPES), help="objective; baselines bring their own optimizer recipe"
@@ -98,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=_non_negative_int, help="seed for data, noise and weights")
     train.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     train.add_argument(
-        "--precision", choices=["fp32", "bf16", "fp16"], help="arithmetic of the networks (default: fp32)"
+        "--precision", choices=field_choices("precision"), help="arithmetic of the networks (default: fp32)"
     )
     train.add_argument(
         "--config", metavar="FILE", help="TOML file of config keys (top level or a [train] table)"
@@ -187,9 +195,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_DATASETS = ["8gaussians", "25gaussians", "swissroll", "digits", "mnist", "cifar10", "folder", "vectors"]
-
-
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -201,7 +206,7 @@ def _positive_float(text: str) -> float:
 
 
 def _add_compare_parsers(commands: argparse._SubParsersAction) -> None:
-    from wgangp.compare import COMPARE_DATASETS
+    from wgangp.evaluation import comparable_datasets
 
     compare = commands.add_parser(
         "compare",
@@ -209,7 +214,7 @@ def _add_compare_parsers(commands: argparse._SubParsersAction) -> None:
         description="Train WGAN-GP, WGAN with weight clipping and the standard GAN with the same networks, "
         "data, seed and budget; write report.html, report.md and results.json.",
     )
-    compare.add_argument("--dataset", default="8gaussians", choices=list(COMPARE_DATASETS), help="data")
+    compare.add_argument("--dataset", default="8gaussians", choices=comparable_datasets(), help="data")
     budget = compare.add_mutually_exclusive_group()
     budget.add_argument(
         "--steps", type=_positive_int, help="generator iterations per method (default: preset's)"
@@ -266,9 +271,10 @@ def _version() -> str:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from wgangp.distributed import shutdown
-    from wgangp.launch import Launch, start_job
-    from wgangp.resume import check_resume, find_resume_point
-    from wgangp.run import default_run_dir, train
+    from wgangp.run.launch import Launch, start_job
+    from wgangp.run.loop import train
+    from wgangp.run.resume import check_resume, find_resume_point
+    from wgangp.run.rundir import default_run_dir
 
     if args.help_config:
         print(_config_help())
@@ -338,38 +344,25 @@ def _print_summary(
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from wgangp.data import TOY_DATASETS
-    from wgangp.metrics.toy import toy_metrics
-    from wgangp.run import load_run
+    from wgangp.evaluation import EvalRequest, kind_for
+    from wgangp.run.rundir import load_run
 
     trainer = load_run(args.run_dir, device=args.device)
-    if trainer.config.dataset not in TOY_DATASETS:
-        from wgangp.imagerun import evaluate_run
-
-        metrics = evaluate_run(
-            trainer,
-            Path(args.run_dir),
-            metrics=args.metric or ["classifier"],
-            samples=args.samples,
-            seed=args.seed,
-            inception_weights=args.inception_weights,
-        )
-        print(json.dumps(metrics, indent=2))
-        return 0
-    n = args.samples or trainer.config.eval_samples
-    from wgangp.data.toy import ToySampler
-
-    real = ToySampler(trainer.config.dataset, n, seed=10_000 + args.seed).sample(n)
-    fake = trainer.sample(n, seed=args.seed).cpu()
-    metrics = {"step": trainer.step, "samples": n, **toy_metrics(trainer.config.dataset, fake, real)}
-    print(json.dumps(metrics, indent=2))
+    request = EvalRequest(
+        samples=args.samples,
+        seed=args.seed,
+        metrics=args.metric or ["classifier"],
+        inception_weights=args.inception_weights,
+    )
+    kind = kind_for(trainer.config, trainer.data)
+    print(json.dumps(kind.evaluate_saved(trainer, Path(args.run_dir), request), indent=2))
     return 0
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from wgangp.run import load_run
+    from wgangp.run.rundir import load_run
 
     out = Path(args.out)
     if out.suffix not in (".npy", ".npz", ".png"):
@@ -383,7 +376,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         if out.suffix == ".npy":
             np.save(out, samples.numpy())
         elif out.suffix == ".npz":
-            from wgangp.grid import to_uint8
+            from wgangp.pictures.grid import to_uint8
 
             arrays: dict[str, Any] = {
                 "samples": samples.numpy()
@@ -392,11 +385,11 @@ def _cmd_sample(args: argparse.Namespace) -> int:
                 arrays["images"] = to_uint8(samples)  # [N, H, W, C] uint8
             np.savez(out, **arrays)
         elif samples.ndim == 4:
-            from wgangp.grid import save_grid
+            from wgangp.pictures.grid import save_grid
 
             save_grid(samples, out)
         else:
-            from wgangp.plots import plot_toy
+            from wgangp.pictures.plots import plot_toy
 
             plot_toy(out, None, samples, trainer.critic, title=f"{args.n} samples, step {trainer.step}")
     except OSError as err:
@@ -408,8 +401,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     import time
 
-    from wgangp.compare import Budget, run_comparison
-    from wgangp.report import markdown_table
+    from wgangp.experiments.compare import Budget, run_comparison
+    from wgangp.experiments.report import markdown_table
 
     preset = args.preset or DATASET_PRESETS.get(args.dataset, "fast")
     steps = args.steps
@@ -445,7 +438,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_figure(args: argparse.Namespace) -> int:
-    from wgangp.figures import write_figure_1a, write_figure_1b
+    from wgangp.experiments.figures import write_figure_1a, write_figure_1b
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -485,7 +478,7 @@ def _one_line_warning(command: str) -> Callable[..., None]:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from wgangp.fast.bench import CPU_PATHS, CUDA_PATHS, PATHS, format_table, run_benchmark, toy_case
+    from wgangp.experiments.bench import CPU_PATHS, CUDA_PATHS, PATHS, format_table, run_benchmark, toy_case
     from wgangp.trainer import resolve_device
 
     device = resolve_device(args.device)

@@ -11,7 +11,7 @@ Design (the reasons, once):
   split it; the price is drawing B rows of noise where B/N would do, small next to the double backward.
 - **No DDP wrapper; one flat ``all_reduce`` per update.** Parameters are broadcast from rank 0 once; after
   each ``backward()`` the gradients are flattened into one buffer, weighted by this shard's share of the
-  global batch ``n_r / B`` and summed over processes (stylegan3's training loop; DESIGN §4). DDP would need
+  global batch ``n_r / B`` and summed over processes (as stylegan3's training loop does). DDP would need
   every parameter on each loss graph (the generator step freezes the critic), hooks into ``backward()``
   that a captured CUDA graph and ``autograd.grad`` of the penalty do not mix well with, and it cannot
   weight uneven shards. The weighted sum is exact for uneven splits: every loss term (the critic's means,
@@ -141,7 +141,7 @@ def init_from_env(config: TrainConfig, *, store: dist.Store | None = None, rank:
     One process (no ``WORLD_SIZE`` or 1): nothing to do. Backend: ``nccl`` when the run is on CUDA, else
     ``gloo``. ``config.dist_timeout`` bounds every collective, so a dead or stuck rank fails the job
     (torchrun then stops the others) instead of hanging it. ``store``: the rendezvous store this process
-    already joined (``wgangp.launch`` talks through it before the group exists), with its ``rank``.
+    already joined (``wgangp.run.launch`` talks through it before the group exists), with its ``rank``.
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:

@@ -43,6 +43,7 @@ __all__ = [
     "gradient_norms",
     "gradient_penalty",
     "interpolate",
+    "penalised_count",
     "penalty_from_gradients",
     "per_sample_uniform",
 ]
@@ -58,6 +59,15 @@ class Rows(NamedTuple):
     start: int
     stop: int
     total: int
+
+
+def penalised_count(fraction: float, n: int) -> int:
+    """How many of ``n`` samples a penalty on ``fraction`` of the batch takes: ``max(1, round(fraction·n))``.
+
+    >>> penalised_count(0.25, 64), penalised_count(0.01, 8), penalised_count(1.0, 5)
+    (16, 1, 5)
+    """
+    return n if fraction >= 1.0 else max(1, round(fraction * n))
 
 
 def per_sample_uniform(
@@ -282,7 +292,7 @@ def gradient_penalty(
         check_critic(critic)
 
     n = real.shape[0]
-    k = n if fraction >= 1.0 else max(1, round(fraction * n))
+    k = penalised_count(fraction, n)
     if k < n:
         real = real[:k]
         fake = fake[:k] if fake is not None else None

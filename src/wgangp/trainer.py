@@ -1,32 +1,36 @@
-"""Algorithm 1 of WGAN-GP (and the baselines) as step functions over a generator, a critic and a sampler.
+"""The trainer: one run's state and random streams, and Algorithm 1's iteration on them.
 
-The step functions return their stats as detached tensors (no host sync); the run loop in ``run.py``
-decides when to read them. Nothing here logs, plots or writes files.
+``Trainer.train_iteration`` calls the one update step (:mod:`wgangp.step`) for whichever path the config
+and device select; the trainer itself adds what comes after an iteration (EMA, lr schedule, the step
+count) and what a run needs around it (sampling, the gradient-norm probe, state dicts). The step
+returns its stats as detached tensors (no host sync); the run loop in :mod:`wgangp.run.loop` decides when
+to read them. Nothing here logs, plots or writes files.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Any, Generic, TypeVar, cast
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from wgangp.checkpoint import CHECKPOINT_FORMAT
 from wgangp.config import TrainConfig
 from wgangp.data import build_sampler, data_shape
 from wgangp.distributed import Shard, broadcast_parameters, process_device
 from wgangp.errors import UserError
-from wgangp.fast.paths import build_fast_iteration, build_optimizer, choose_step_path
-from wgangp.fast.step import Networks, StepSpec, critic_update, generator_update
-from wgangp.faults import all_finite
 from wgangp.models import build_models as _build_models
 from wgangp.models.global_bn import local_batch_statistics, to_global_batchnorm
 from wgangp.penalty import check_critic, gradient_norms
+from wgangp.step.faults import all_finite
+from wgangp.step.optim import build_schedulers
+from wgangp.step.paths import build_iteration, choose_step_path
+from wgangp.step.state import TrainState
+from wgangp.step.update import critic_update, generator_update
 
-__all__ = ["CHECKPOINT_FORMAT", "Trainer", "build_models", "resolve_device"]
+__all__ = ["PROBE_SEED_OFFSET", "Trainer", "build_models", "resolve_device"]
 
-T = TypeVar("T")
+PROBE_SEED_OFFSET = 10_000  # the gradient-norm probe at step t draws from config.seed + this + t
 
 
 def resolve_device(name: str) -> torch.device:
@@ -44,11 +48,6 @@ def build_models(config: TrainConfig) -> tuple[nn.Module, nn.Module]:
     return _build_models(config, data_shape(config))
 
 
-def _ema_copy(module: nn.Module) -> nn.Module:
-    ema = copy.deepcopy(module).requires_grad_(False)
-    return ema
-
-
 @torch.no_grad()
 def _ema_update_(ema: nn.Module, module: nn.Module, decay: float) -> None:
     """``θ_ema ← decay·θ_ema + (1 − decay)·θ``; buffers (BatchNorm statistics) are copied."""
@@ -57,27 +56,8 @@ def _ema_update_(ema: nn.Module, module: nn.Module, decay: float) -> None:
         ema_buffer.copy_(buffer)
 
 
-def _optimizer(config: TrainConfig, params: Any, lr: float) -> torch.optim.Optimizer:
-    if config.optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr)
-    return torch.optim.Adam(params, lr=lr, betas=(config.beta1, config.beta2))
-
-
-class _InNets(Generic[T]):
-    """A ``Trainer`` attribute that lives in ``trainer.nets``: one home for what every step path updates."""
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-
-    def __get__(self, trainer: Any, owner: type | None = None) -> T:
-        return cast("T", getattr(trainer.nets, self.name))
-
-    def __set__(self, trainer: Any, value: T) -> None:
-        setattr(trainer.nets, self.name, value)
-
-
 class Trainer:
-    """Holds the models, optimizers and random streams of one run and performs Algorithm 1's updates.
+    """Holds one run's :class:`~wgangp.step.state.TrainState`, data sampler, EMA and schedules.
 
     Random streams are explicit: ``noise`` (z and the penalty's ε) and the data sampler each have their own
     seeded generator, so a run is a function of ``config.seed`` and, on CPU, bit-reproducible.
@@ -85,12 +65,6 @@ class Trainer:
     With ``shard`` (data parallelism, ``wgangp.distributed``) every process draws the global batches from
     the same streams and updates on its rows, with gradients summed over processes.
     """
-
-    # The networks and optimizers: attributes of ``self.nets`` (replacing one here replaces it there).
-    generator: _InNets[nn.Module] = _InNets()
-    critic: _InNets[nn.Module] = _InNets()
-    generator_opt: _InNets[torch.optim.Optimizer] = _InNets()
-    critic_opt: _InNets[torch.optim.Optimizer] = _InNets()
 
     def __init__(
         self, config: TrainConfig, *, device: torch.device | None = None, shard: Shard | None = None
@@ -106,65 +80,73 @@ class Trainer:
             if config.sync_batchnorm:  # the same Parameters, before the optimizers and the EMA copy see them
                 generator = to_global_batchnorm(generator)
         check_critic(critic)  # once here, so the hot path can skip the walk over modules
-        # eager (the fp32 step below), fast-eager (mixed precision, lazy penalty) or graph: see wgangp.fast.
+        # eager, fast-eager (mixed precision, lazy penalty, compile) or graph: see wgangp.step.paths.
         self.step_path, _ = choose_step_path(config, self.device, self.shard)
-        if self.step_path == "eager":
-            generator_opt = _optimizer(config, generator.parameters(), config.lr_generator)
-            critic_opt = _optimizer(config, critic.parameters(), config.lr_critic)
-        else:
-            generator_opt, critic_opt = (
-                build_optimizer(
-                    config, net.parameters(), lr, path=self.step_path, device=self.device, regularised=reg
-                )
-                for net, lr, reg in (
-                    (generator, config.lr_generator, False),
-                    (critic, config.lr_critic, True),
-                )
-            )
-        self.generator_ema = _ema_copy(generator) if config.ema_decay > 0 else None
-        # Linear decay to 0 over the run, stepped once per generator iteration (the paper's ResNet recipe).
-        self.schedulers = [
-            torch.optim.lr_scheduler.LambdaLR(opt, lambda it: max(0.0, 1.0 - it / config.steps))
-            for opt in (generator_opt, critic_opt)
-            if config.lr_decay == "linear"
-        ]
-        self.noise = torch.Generator(device=self.device).manual_seed(config.seed + 1)
+        self.state = TrainState.build(config, generator, critic, graph=self.step_path == "graph")
+        self.generator_ema = copy.deepcopy(generator).requires_grad_(False) if config.ema_decay > 0 else None
+        self.schedulers = build_schedulers(config, (self.generator_opt, self.critic_opt))
         # The graph path copies host batches into its static buffer itself, without blocking the host.
         data_device = torch.device("cpu") if self.step_path == "graph" else self.device
         # Each process reads only its rows of every global batch (wgangp.distributed).
         self.data = build_sampler(config, data_device, self.shard.keep(config.batch_size))
         self.step = 0  # completed generator iterations
         self.skipped_updates = 0  # critic and generator updates dropped by ``skip_nonfinite``
-        # What every step path updates; self.generator, .critic and their optimizers read it (_InNets).
-        self.nets = Networks.with_scalers(
-            generator, critic, generator_opt, critic_opt, self.noise, config.precision
-        )
-        self.spec = StepSpec.from_config(config, shard=self.shard)  # the eager steps' settings
         self._guard = self._skip_nonfinite if config.skip_nonfinite else None
-        self.fast = build_fast_iteration(config, self.step_path, self.nets, self.data, self.shard)
+        self.iteration = build_iteration(
+            config, self.step_path, self.state, self.data, self.shard, self._guard
+        )
 
-    def _scalers(self) -> tuple[torch.amp.GradScaler | None, torch.amp.GradScaler | None]:
-        """fp16's loss scalers (generator, critic); ``None`` for the other precisions."""
-        return self.nets.generator_scaler, self.nets.critic_scaler
+    # The networks and optimizers live in ``self.state``, the one object every step path updates.
+    @property
+    def generator(self) -> nn.Module:
+        return self.state.generator
 
-    def latents(self, n: int) -> Tensor:
-        return torch.randn(n, self.config.latent_dim, generator=self.noise, device=self.device)
+    @generator.setter
+    def generator(self, module: nn.Module) -> None:
+        self.state.generator = module
+
+    @property
+    def critic(self) -> nn.Module:
+        return self.state.critic
+
+    @property
+    def generator_opt(self) -> torch.optim.Optimizer:
+        return self.state.generator_opt
+
+    @generator_opt.setter
+    def generator_opt(self, opt: torch.optim.Optimizer) -> None:
+        self.state.generator_opt = opt
+
+    @property
+    def critic_opt(self) -> torch.optim.Optimizer:
+        return self.state.critic_opt
+
+    @critic_opt.setter
+    def critic_opt(self, opt: torch.optim.Optimizer) -> None:
+        self.state.critic_opt = opt
+
+    @property
+    def noise(self) -> torch.Generator:
+        return self.state.noise
 
     def critic_step(self) -> dict[str, Tensor]:
-        """One critic update on a fresh real batch and fresh z (Algorithm 1, lines 3–10).
+        """One critic update on a fresh real batch and fresh z (Algorithm 1, lines 3–10), outside an iteration.
 
-        The same update as the fast paths' (``wgangp.fast.step.critic_update``), in fp32, one batch at a
-        time, with the ``skip_nonfinite`` check between backward and step. Returns ``{}`` for a dropped
-        update.
+        The update :meth:`train_iteration` runs n_critic times; ``{}`` for an update ``skip_nonfinite`` dropped.
         """
         real = self.data()  # [n_r, ...]: this process's rows of [B, 2] toy, [B, C, R, R] images
-        return critic_update(self.nets, self.spec, real, penalise=True, guard=self._guard)
+        spec = self.iteration.spec
+        return critic_update(self.state, spec, real, penalise=True, guard=self._guard)
 
     def generator_step(self) -> dict[str, Tensor]:
         """One generator update with the critic frozen (Algorithm 1, lines 11–12); ``{}`` if dropped."""
         # The paper's ResNet recipe updates G on twice the critic's batch (generator_batch_multiple).
         batch = self.config.batch_size * self.config.generator_batch_multiple
-        return generator_update(self.nets, self.spec, batch, self.device, guard=self._guard)
+        return generator_update(self.state, self.iteration.spec, batch, self.device, guard=self._guard)
+
+    def _scalers(self) -> tuple[torch.amp.GradScaler | None, torch.amp.GradScaler | None]:
+        """fp16's loss scalers (generator, critic); ``None`` for the other precisions."""
+        return self.state.generator_scaler, self.state.critic_scaler
 
     def _skip_nonfinite(self, loss: Tensor, opt: torch.optim.Optimizer) -> bool:
         """``skip_nonfinite``: count and drop an update whose loss or gradients are non-finite.
@@ -179,22 +161,12 @@ class Trainer:
         return True
 
     def train_iteration(self) -> dict[str, Tensor]:
-        """n_critic critic updates, then one generator update; critic stats are averaged over the n_critic.
+        """n_critic critic updates, then one generator update (:func:`wgangp.step.update.iteration`); then
+        the EMA, the lr schedule and the step count. Critic stats are averaged over the n_critic updates.
 
         Skipped updates (``skip_nonfinite``) leave their stats out, so a step may lack some keys.
         """
-        if self.fast is not None:
-            stats = self.fast(self.step)
-        else:
-            totals: dict[str, Tensor] = {}
-            applied = 0
-            for _ in range(self.config.n_critic):
-                critic_stats = self.critic_step()
-                applied += bool(critic_stats)
-                for key, value in critic_stats.items():
-                    totals[key] = totals[key] + value if key in totals else value
-            stats = {key: value / applied for key, value in totals.items()}
-            stats.update(self.generator_step())
+        stats = self.iteration(self.step)
         if self.generator_ema is not None:
             _ema_update_(self.generator_ema, self.generator, self.config.ema_decay)
         for scheduler in self.schedulers:
@@ -209,7 +181,8 @@ class Trainer:
         training trajectory. Rank 0 alone probes: the generator normalises with the probe batch's own
         statistics (as in training, and as one process does), without a collective the others would miss.
         """
-        probe = torch.Generator(device=self.device).manual_seed(self.config.seed + 10_000 + self.step)
+        seed = self.config.seed + PROBE_SEED_OFFSET + self.step
+        probe = torch.Generator(device=self.device).manual_seed(seed)
         n = real.shape[0]
         with torch.no_grad(), local_batch_statistics(self.generator):
             z = torch.randn(n, self.config.latent_dim, generator=probe, device=self.device)
@@ -234,7 +207,6 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly: weights, optimizers, step, config and every RNG state."""
         return {
-            "format_version": CHECKPOINT_FORMAT,
             "step": self.step,
             "skipped_updates": self.skipped_updates,
             "config": self.config.to_dict(),
@@ -264,5 +236,4 @@ class Trainer:
         self.data.load_state_dict(state["rng"]["data"])
         self.step = int(state["step"])
         self.skipped_updates = int(state.get("skipped_updates", 0))
-        if self.fast is not None:
-            self.fast.reset()  # captured graphs hold the replaced optimizer state's addresses
+        self.iteration.reset()  # captured graphs hold the replaced optimizer state's addresses

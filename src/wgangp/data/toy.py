@@ -134,6 +134,10 @@ class ToySampler:
         """``n`` fresh points, float32 ``[n, 2]`` on the sampler's device; advances the sampler's RNG."""
         return self._draw(_positive_int(n, "n")).to(self.device)
 
+    def reference(self, n: int, *, seed: int) -> Tensor:
+        """``n`` fixed points ``[n, 2]`` on the CPU, from their own ``seed``: the training stream is untouched."""
+        return ToySampler(self.name, n, seed=seed).sample(n)
+
     def _draw(self, n: int) -> Tensor:
         """``n`` fresh points ``[n, 2]`` on the CPU."""
         if self._raw_centres is None:

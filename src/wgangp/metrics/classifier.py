@@ -154,7 +154,7 @@ class ClassifierMetrics:
         if model is None:
             model, accuracy = train_classifier(*train, *test, seed=seed)
             if cache is not None:
-                from wgangp.checkpoint import save_checkpoint
+                from wgangp.storage import save_checkpoint
 
                 classes = model.head.out_features
                 state = {"format_version": 1, "key": key, "classes": classes, "accuracy": accuracy}

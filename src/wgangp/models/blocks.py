@@ -12,7 +12,8 @@
   which is exactly that) or ``none``.
 
 2×2 mean pooling is written as a reshape-mean: the same numbers as ``avg_pool2d`` with a cheaper backward
-(DESIGN.md §4: the pooling backward kernel was a large share of the ResNet critic's GPU time).
+(the pooling backward kernel was a large share of the ResNet critic's GPU time in an H200 profile;
+benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations

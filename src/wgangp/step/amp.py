@@ -26,6 +26,7 @@ from wgangp.penalty import (
     Rows,
     dragan_points,
     interpolate,
+    penalised_count,
     penalty_from_gradients,
 )
 
@@ -98,7 +99,7 @@ def mixed_precision_penalty(
     Returns ``(penalty, norms [k])``: the fp32 scalar penalty and the detached per-sample norms.
     """
     n = real.shape[0]
-    k = n if fraction >= 1.0 else max(1, round(fraction * n))
+    k = penalised_count(fraction, n)
     # rows: a shard of a global batch (data parallelism), ε drawn for the global batch; needs fraction=1.
     points = penalty_points(real[:k], fake[:k], at, generator, dragan_scale, rows).requires_grad_(
         True

@@ -1,6 +1,6 @@
-"""The comparison report: its pictures (samples side by side, training curves) and its documents.
+"""The comparison report: the training-curves picture and the documents, built from the results alone.
 
-``write_report`` turns the results dict of :func:`wgangp.compare.run_comparison` into ``results.json``,
+``write_report`` turns the results dict of :func:`wgangp.experiments.compare.run_comparison` into ``results.json``,
 ``report.md`` (images beside it) and ``report.html`` (self-contained: images as base64 data URIs). Nothing
 here trains or evaluates; the documents are a function of the results and the PNGs alone.
 """
@@ -12,40 +12,14 @@ import html
 import json
 import math
 import os
-from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from wgangp.data.toy import TOY_DATASETS
-from wgangp.plots import new_figure, save_figure
+from wgangp.experiments.methods import CURVE_KEYS, METHOD_COLORS, method_label
+from wgangp.pictures.plots import new_figure, save_figure
 
-if TYPE_CHECKING:
-    from wgangp.compare import DatasetKind
-    from wgangp.trainer import Trainer
-
-__all__ = ["format_mean_std", "markdown_table", "plot_compare_curves", "plot_compare_samples", "write_report"]
-
-_COLORS = {"wgan-gp": "tab:blue", "wgan-clip": "tab:red", "gan": "tab:green"}
-
-
-def _label(method: str) -> str:
-    from wgangp.compare import METHOD_LABELS
-
-    return METHOD_LABELS.get(method, method)
-
-
-def plot_compare_samples(path: Path, kind: DatasetKind, pictures: Sequence[tuple[str, int, Trainer]]) -> Path:
-    """One panel per (seed, method): rows are seeds, columns methods, drawn by ``kind.draw_samples``."""
-    methods = list(dict.fromkeys(m for m, _, _ in pictures))
-    seeds = list(dict.fromkeys(s for _, s, _ in pictures))
-    fig = new_figure(3.0 * len(methods), 3.0 * len(seeds))
-    for method, seed, trainer in pictures:
-        index = seeds.index(seed) * len(methods) + methods.index(method) + 1
-        ax = fig.add_subplot(len(seeds), len(methods), index)
-        kind.draw_samples(ax, trainer, title=f"{_label(method)}, seed {seed}\nstep {trainer.step}")
-        ax.title.set_fontsize("small")
-    save_figure(fig, path)
-    return path
+__all__ = ["format_mean_std", "markdown_table", "plot_compare_curves", "write_report"]
 
 
 def plot_compare_curves(path: Path, results: dict[str, Any]) -> Path:
@@ -54,8 +28,6 @@ def plot_compare_curves(path: Path, results: dict[str, Any]) -> Path:
     Columns: the critic's Wasserstein estimate ``E[D(x)] − E[D(x̃)]`` (for the GAN: the logit gap), mean
     ``‖∇D(x̂)‖`` (log scale), the losses, and the first metric over the evaluations.
     """
-    from wgangp.compare import CURVE_KEYS
-
     metric = results["metrics"][0]
     columns = [*CURVE_KEYS, metric["key"]]
     titles = {
@@ -79,10 +51,10 @@ def plot_compare_curves(path: Path, results: dict[str, Any]) -> Path:
                     ax.plot(
                         xs,
                         ys,
-                        color=_COLORS.get(method),
+                        color=METHOD_COLORS.get(method),
                         alpha=0.9 if index == 0 else 0.45,
                         linewidth=1.0,
-                        label=_label(method) if index == 0 else None,
+                        label=method_label(method) if index == 0 else None,
                     )
             if key == "grad_norm":
                 ax.set_yscale("log")
@@ -116,7 +88,7 @@ def _table_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         iterations = f"{steps['mean']:.0f}" + (f" ± {steps['std']:.0f}" if steps["n"] > 1 else "")
         cells += [iterations, format_mean_std(summary["seconds"])]
         diverged = sum(1 for r in results["runs"][method] if r["diverged"])
-        name = _label(method) + (f" ({diverged} diverged)" if diverged else "")
+        name = method_label(method) + (f" ({diverged} diverged)" if diverged else "")
         rows.append([name, *cells])
     return header, rows
 
@@ -155,7 +127,7 @@ def _network(config: dict[str, Any]) -> str:
 
 def _recipe(method: str, config: dict[str, Any]) -> str:
     text = (
-        f"{_label(method)}: {config['optimizer']} lr {config['lr_critic']:g}, n_critic {config['n_critic']}, "
+        f"{method_label(method)}: {config['optimizer']} lr {config['lr_critic']:g}, n_critic {config['n_critic']}, "
         f"{_network(config)}"
     )
     if method == "wgan-gp":

@@ -36,7 +36,7 @@ import torch.distributed as dist
 from wgangp.config import TrainConfig, config_from_dict
 from wgangp.distributed import Shard, check_distributed_config, init_from_env
 from wgangp.errors import UserError
-from wgangp.resume import ResumePoint
+from wgangp.run.resume import ResumePoint
 
 __all__ = ["CHUNK_BYTES", "Launch", "share_state", "start_job"]
 
@@ -103,7 +103,7 @@ def share_state(
     """Rank 0's ``state`` on every rank: its ``torch.save`` bytes in broadcasts of ``chunk_bytes``.
 
     Every rank calls this; ``state`` is read on rank 0 only. The receivers load with ``weights_only=True``
-    onto the CPU, exactly as :func:`~wgangp.checkpoint.load_checkpoint` loads the file on rank 0.
+    onto the CPU, exactly as :func:`~wgangp.run.checkpoint.load_checkpoint` loads the file on rank 0.
     """
     device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
     if shard.is_main:

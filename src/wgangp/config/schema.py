@@ -1,41 +1,23 @@
-"""The training configuration: one frozen dataclass, the presets, and how overrides are layered.
+"""The training configuration's schema: one frozen dataclass whose fields carry their meaning and range.
 
 Every default has one home, a field below whose metadata gives its meaning, its allowed values and the
-paper's value. The CLI's flags, ``--set key=value``, TOML config files and saved run configs all derive
-from it. Layers, last wins: dataclass defaults → preset → the ``--loss`` recipe → config file → ``--set``.
+paper's value. The CLI's flags and choices, ``--set key=value``, TOML config files and saved run configs
+all derive from it (presets: :mod:`wgangp.config.presets`; layering: :mod:`wgangp.config.layers`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any, Literal
 
 from wgangp.errors import UserError
 from wgangp.losses import LossName
 from wgangp.penalty import PenaltyKind, PenaltyPoints
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
-__all__ = [
-    "DATASET_PRESETS",
-    "LOSS_RECIPES",
-    "PRESETS",
-    "TrainConfig",
-    "config_from_dict",
-    "describe_fields",
-    "load_config_file",
-    "parse_set",
-    "resolve_config",
-]
+__all__ = ["FIELD_TYPES", "TrainConfig", "config_from_dict", "describe_fields", "field_choices"]
 
 
 def _f(
@@ -148,7 +130,7 @@ class TrainConfig:
         high=0.99999,
     )
 
-    # Speed (wgangp.fast). None of these changes the math; see README "Speed".
+    # Speed (wgangp.step). None of these changes the math; see README "Speed".
     precision: Literal["fp32", "bf16", "fp16"] = _f(
         "fp32",
         "fp32 | bf16 (autocast, no scaler) | fp16 (autocast + GradScaler, PyTorch's AMP penalty recipe) (paper: fp32)",
@@ -251,252 +233,21 @@ def describe_fields() -> list[tuple[str, str, Any, str]]:
     return rows
 
 
-_IMAGE_COMMON: dict[str, Any] = {
-    "latent_dim": 128,
-    "penalty_weight": 10.0,
-    "n_critic": 5,
-    "lr_critic": 1e-4,
-    "lr_generator": 1e-4,
-    "beta1": 0.5,
-    "beta2": 0.9,
-    "batch_size": 64,
-    "steps": 200_000,
-    "log_every": 100,
-    "eval_every": 5000,
-    "plot_every": 1000,
-    "checkpoint_every": 5000,
-    "eval_samples": 5000,
-}
-
-# The preset `wgangp train --dataset NAME` starts from when no --preset is given.
-DATASET_PRESETS: dict[str, str] = {
-    "digits": "digits",
-    "mnist": "mnist",
-    "cifar10": "cifar-dcgan",
-    "folder": "64px-resnet",
-}
-
-# Presets: the paper's and official code's recipes, and our tuned one. Each says what it follows.
-PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
-    "toy": (
-        "official gan_toy.py: MLP 512×3, batch 256, Adam 1e-4 (0.5, 0.9), n_critic 5, λ=0.1, 100k iterations",
-        {},
-    ),
-    "toy-paper": (
-        "the paper's λ=10 on the toy recipe (learns 8 gaussians far more slowly on CPU; see README)",
-        {"penalty_weight": 10.0},
-    ),
-    "fast": (
-        "ours, tuned for time-to-quality on CPU: MLP 128×3, Adam 2e-3 (0.5, 0.9) decayed linearly to 0 over "
-        "2000 iterations, λ=0.1; the same WGAN-GP math",
-        {
-            "width": 128,
-            "depth": 3,
-            "lr_critic": 2e-3,
-            "lr_generator": 2e-3,
-            "lr_decay": "linear",
-            "steps": 2000,
-            "eval_every": 250,
-            "plot_every": 500,
-        },
-    ),
-    # Images (Gulrajani et al. 2017, Sec. 5 and App. F; official gan_mnist.py, gan_cifar.py,
-    # gan_cifar_resnet.py, gan_64x64.py). All use λ = 10, n_critic = 5 and 128-d latents.
-    "digits": (
-        "tuned for CPU: sklearn's 8×8 digits at their own size, a small DCGAN (W=32), Adam 1e-3 (0.5, 0.9), λ=10",
-        {
-            **_IMAGE_COMMON,
-            "dataset": "digits",
-            "model": "dcgan",
-            "resolution": 8,
-            "conv_width": 32,
-            "latent_dim": 64,
-            "lr_critic": 1e-3,
-            "lr_generator": 1e-3,
-            "batch_size": 64,
-            "steps": 2000,
-            "eval_every": 100,
-            "plot_every": 250,
-            "log_every": 50,
-            "eval_samples": 1000,
-        },
-    ),
-    "mnist": (
-        "official gan_mnist.py: DCGAN W=64 (no BN in G), batch 50, Adam 1e-4 (0.5, 0.9), 200k iterations",
-        {
-            **_IMAGE_COMMON,
-            "dataset": "mnist",
-            "model": "dcgan",
-            "resolution": 28,
-            "conv_width": 64,
-            "generator_norm": "none",
-            "batch_size": 50,
-            "steps": 200_000,
-        },
-    ),
-    "cifar-dcgan": (
-        "official gan_cifar.py: DCGAN W=128 (BN in G), batch 64, Adam 1e-4 (0.5, 0.9), 200k iterations",
-        {**_IMAGE_COMMON, "dataset": "cifar10", "model": "dcgan", "resolution": 32, "conv_width": 128},
-    ),
-    "cifar-resnet": (
-        "paper App. F / gan_cifar_resnet.py: ResNet W=128, batch 64 (G 128), Adam 2e-4 (0, 0.9) decayed "
-        "linearly to 0 over 100k iterations, dequantised inputs",
-        {
-            **_IMAGE_COMMON,
-            "dataset": "cifar10",
-            "model": "resnet",
-            "resolution": 32,
-            "conv_width": 128,
-            "generator_batch_multiple": 2,
-            "lr_critic": 2e-4,
-            "lr_generator": 2e-4,
-            "beta1": 0.0,
-            "lr_decay": "linear",
-            "dequantize": True,
-            "steps": 100_000,
-        },
-    ),
-    "64px-resnet": (
-        "official gan_64x64.py: pyramid ResNet W=64, LayerNorm critic, batch 64, Adam 1e-4 (0, 0.9), "
-        "200k iterations; an image folder (--data-path DIR)",
-        {
-            **_IMAGE_COMMON,
-            "dataset": "folder",
-            "model": "resnet-pyramid",
-            "resolution": 64,
-            "channels": 3,
-            "conv_width": 64,
-            "critic_norm": "layer",
-            "beta1": 0.0,
-        },
-    ),
-}
-
-# The baselines' own recipes, applied when ``--loss`` picks them (before config files and --set).
-LOSS_RECIPES: dict[str, dict[str, Any]] = {
-    "wgan-gp": {"loss": "wgan-gp"},
-    # WGAN (Arjovsky et al. 2017, Algorithm 1): RMSProp 5e-5, clip ±0.01, n_critic 5.
-    "wgan-clip": {
-        "loss": "wgan-clip",
-        "optimizer": "rmsprop",
-        "lr_critic": 5e-5,
-        "lr_generator": 5e-5,
-        "n_critic": 5,
-        "clip_value": 0.01,
-    },
-    # Standard GAN (DCGAN recipe): Adam 2e-4 (0.5, 0.999), one D step per G step, non-saturating G loss.
-    "gan": {
-        "loss": "gan",
-        "optimizer": "adam",
-        "lr_critic": 2e-4,
-        "lr_generator": 2e-4,
-        "beta1": 0.5,
-        "beta2": 0.999,
-        "n_critic": 1,
-    },
-}
-
-_FIELD_TYPES: dict[str, type] = {f.name: type(f.default) for f in fields(TrainConfig)}
+FIELD_TYPES: dict[str, type] = {f.name: type(f.default) for f in fields(TrainConfig)}
 
 
 def config_from_dict(values: Mapping[str, Any]) -> TrainConfig:
     """A checked config from a mapping; unknown keys are an error naming them."""
-    unknown = sorted(set(values) - set(_FIELD_TYPES))
+    unknown = sorted(set(values) - set(FIELD_TYPES))
     if unknown:
         raise UserError(f"unknown config key(s): {', '.join(unknown)} (see `wgangp train --help-config`)")
     coerced: dict[str, Any] = {
-        k: float(v) if _FIELD_TYPES[k] is float and isinstance(v, int) and not isinstance(v, bool) else v
+        k: float(v) if FIELD_TYPES[k] is float and isinstance(v, int) and not isinstance(v, bool) else v
         for k, v in values.items()
     }
     return TrainConfig(**coerced)
 
 
-def parse_set(item: str) -> tuple[str, Any]:
-    """``key=value`` from ``--set``, the value parsed to the field's type."""
-    key, sep, text = item.partition("=")
-    key = key.strip().replace("-", "_")
-    if not sep or not key:
-        raise UserError(f"--set takes key=value; got {item!r}")
-    if key not in _FIELD_TYPES:
-        raise UserError(f"unknown config key: {key} (see `wgangp train --help-config`)")
-    kind = _FIELD_TYPES[key]
-    text = text.strip()
-    if kind is bool:
-        if text.lower() not in _BOOLS:
-            raise UserError(f"{key} must be true or false; got {text!r}")
-        return key, _BOOLS[text.lower()]
-    try:
-        value: Any = kind(text) if kind is not int else int(float(text)) if _is_integral(text) else int(text)
-    except ValueError:
-        raise UserError(f"{key} must be a {kind.__name__}; got {text!r}") from None
-    return key, value
-
-
-_BOOLS = {
-    "true": True,
-    "1": True,
-    "yes": True,
-    "on": True,
-    "false": False,
-    "0": False,
-    "no": False,
-    "off": False,
-}
-
-
-def _is_integral(text: str) -> bool:
-    """Accept 1e5 or 2000.0 for integer fields, but not 2.5."""
-    try:
-        value = float(text)
-    except ValueError:
-        return False
-    return math.isfinite(value) and value == int(value)
-
-
-def load_config_file(path: str | Path) -> dict[str, Any]:
-    """Keys from a TOML file (top level, or a ``[train]`` table) or a saved ``config.json``."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"config file not found: {path}")
-    try:
-        data = json.loads(path.read_text()) if path.suffix == ".json" else tomllib.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as err:
-        raise UserError(f"cannot parse config file {path}: {err}") from None
-    if not isinstance(data, dict):
-        raise UserError(f"config file {path} must hold a table of keys")
-    data = data.get("train", data)
-    if not isinstance(data, dict):
-        raise UserError(f"config file {path}: [train] must be a table")
-    return data
-
-
-def resolve_config(
-    preset: str | None = "fast",
-    *,
-    base: Mapping[str, Any] | None = None,
-    loss: str | None = None,
-    config_file: str | Path | None = None,
-    sets: list[str] | tuple[str, ...] = (),
-    overrides: Mapping[str, Any] | None = None,
-) -> TrainConfig:
-    """Layer defaults → ``base`` → preset → loss recipe → config file → ``overrides`` → ``--set``.
-
-    ``base`` is a saved run's config (``--resume``): it replaces the defaults, and ``preset=None`` then
-    leaves it as it is unless a layer above changes a key.
-    """
-    if preset is not None and preset not in PRESETS:
-        raise UserError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
-    values: dict[str, Any] = TrainConfig().to_dict() | dict(base or {})
-    if preset is not None:
-        values |= PRESETS[preset][1]
-    if loss is not None:
-        if loss not in LOSS_RECIPES:
-            raise UserError(f"--loss must be one of {', '.join(LOSS_RECIPES)}; got {loss!r}")
-        values |= LOSS_RECIPES[loss]
-    if config_file is not None:
-        values |= load_config_file(config_file)
-    values |= dict(overrides or {})
-    for item in sets:
-        key, value = parse_set(item)
-        values[key] = value
-    return config_from_dict(values)
+def field_choices(name: str) -> tuple[Any, ...]:
+    """The allowed values of a closed-choice field, for the CLI's ``choices=`` (one home: the field)."""
+    return tuple(TrainConfig.__dataclass_fields__[name].metadata["choices"])

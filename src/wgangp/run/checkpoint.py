@@ -16,7 +16,6 @@ import os
 import random
 import re
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 
 from wgangp.errors import UserError
+from wgangp.storage import save_checkpoint
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -36,7 +36,8 @@ __all__ = [
     "save_checkpoint",
 ]
 
-# Bump when the contents change; a checkpoint of another format is refused with both numbers.
+# Bump when the contents change; a checkpoint of another format is refused with both numbers. The run
+# directory stamps it on every checkpoint it writes (CheckpointDir.save), over the trainer's state dict.
 # 1: trainer state. 2: + global RNG states, run bookkeeping (log window, best metric, time), skipped updates.
 CHECKPOINT_FORMAT = 2
 
@@ -47,40 +48,6 @@ _STEP_FILE = re.compile(r"step_(\d+)\.pt")
 
 class CheckpointWarning(UserWarning):
     """A checkpoint was skipped (truncated, foreign) and an older one is used instead."""
-
-
-def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
-    """Write ``state`` to ``path`` atomically: readers see the old file or the new one, never half of one.
-
-    A failed write (disk full, no permission) removes its temp file, leaves ``path`` as it was and raises
-    a one-line :class:`UserError`.
-    """
-    path = Path(path)
-    tmp: str | None = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        tmp = None
-        _fsync_dir(path.parent)  # make the rename itself durable
-    except OSError as err:
-        raise UserError(f"cannot write checkpoint {path}: {err.strerror or err}") from None
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-    return path
-
-
-def _fsync_dir(directory: Path) -> None:
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def load_checkpoint(path: str | Path, *, expected_format: int | None = None) -> dict[str, Any]:
@@ -178,7 +145,7 @@ class CheckpointDir:
         """Write ``checkpoints/step_N.pt``, point ``checkpoint.pt`` at it, drop step files beyond ``keep``."""
         path = self.dir / f"step_{int(state['step']):07d}.pt"
         try:
-            save_checkpoint(state, path)
+            save_checkpoint({"format_version": CHECKPOINT_FORMAT} | state, path)
         except UserError as err:
             previous = [p for _, p in self.step_files() if p != path]
             kept = f"the last good checkpoint {previous[-1]} is intact" if previous else "no checkpoint yet"
@@ -189,7 +156,7 @@ class CheckpointDir:
         return path
 
     def save_best(self, state: dict[str, Any]) -> Path:
-        return save_checkpoint(state, self.dir / BEST_NAME)
+        return save_checkpoint({"format_version": CHECKPOINT_FORMAT} | state, self.dir / BEST_NAME)
 
     def _link_latest(self, path: Path) -> None:
         """Replace ``checkpoint.pt`` atomically by a hard link to ``path`` (a copy where links fail)."""

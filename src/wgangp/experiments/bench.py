@@ -19,11 +19,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from wgangp.fast.flops import AtenFlopCounter
-from wgangp.fast.graph import GraphedIteration
-from wgangp.fast.lazy import penalty_schedule
-from wgangp.fast.step import Networks, StepSpec, iteration
+from wgangp.config import TrainConfig
+from wgangp.experiments.flops import AtenFlopCounter
 from wgangp.reference import PlainLoop
+from wgangp.step.amp import Precision
+from wgangp.step.graph import GraphedIteration
+from wgangp.step.lazy import penalty_schedule
+from wgangp.step.spec import StepSpec
+from wgangp.step.state import TrainState
+from wgangp.step.update import iteration
 
 __all__ = ["PATHS", "BenchCase", "BenchRow", "format_table", "run_benchmark", "toy_case"]
 
@@ -48,7 +52,7 @@ class BenchCase:
 class PathSpec:
     """One step path: precision, lazy interval, graph or not (``plain`` is the seed-style loop)."""
 
-    precision: str = "fp32"
+    precision: Precision = "fp32"
     penalty_every: int = 1
     graph: bool = False
     plain: bool = False
@@ -126,26 +130,14 @@ def _runner(case: BenchCase, path: PathSpec, device: torch.device, reals: Tensor
     if case.conv and device.type == "cuda":
         generator, critic = (_channels_last(m) for m in (generator, critic))
         reals = reals.contiguous(memory_format=torch.channels_last) if reals.ndim == 4 else reals
-    lr: Any = torch.tensor(case.lr, device=device) if path.graph else case.lr
-    # Fused Adam on CUDA (one kernel per step); capturable for the graph (step counts on the GPU).
-    options: dict[str, Any] = {"fused": device.type == "cuda" or None}
-    if path.graph:
-        options["capturable"] = True
-    if path.precision == "fp16":
-        options = {"fused": True}
-    nets = Networks.with_scalers(
-        generator,
-        critic,
-        torch.optim.Adam(generator.parameters(), lr=lr, betas=case.betas, **options),
-        torch.optim.Adam(critic.parameters(), lr=lr, betas=case.betas, **options),
-        noise,
-        path.precision,  # type: ignore[arg-type]
-    )
-    spec = StepSpec(
+    config = TrainConfig(
         penalty_weight=case.penalty_weight, n_critic=case.n_critic, penalty_every=path.penalty_every,
-        precision=path.precision, latent_dim=case.latent_dim, autocast_cache=not path.graph,  # type: ignore[arg-type]
-        compile=path.compile,
+        precision=path.precision, latent_dim=case.latent_dim, compile=path.compile, batch_size=case.batch_size,
+        lr_critic=case.lr, lr_generator=case.lr, beta1=case.betas[0], beta2=case.betas[1],
     )  # fmt: skip
+    # The trainer's optimizers (fused Adam on CUDA; capturable for the graph) and step settings.
+    nets = TrainState.build(config, generator, critic, graph=path.graph)
+    spec = StepSpec.from_config(config, autocast_cache=not path.graph)
     graphed = GraphedIteration(nets, spec) if path.graph else None
     count = iter(range(1 << 62))
 

@@ -1,10 +1,11 @@
-"""Which step path a config runs on a device, the optimizers each path needs, and the eager fast path.
+"""Which step path a config runs on a device, and the iteration that feeds real batches to the update.
 
 Paths:
 
-- ``eager``: the trainer's own fp32 step (``Trainer.critic_step`` / ``generator_step``), untouched.
-- ``fast-eager``: ``step.iteration`` run eagerly: mixed precision and/or lazy penalties, on any device.
-- ``graph``: ``step.iteration`` captured in one CUDA graph (``graph.GraphedIteration``); CUDA only, and not
+- ``eager``: ``update.iteration`` in fp32 with the penalty on every critic step; the only path that takes
+  ``skip_nonfinite``'s per-update host check.
+- ``fast-eager``: the same function run eagerly with mixed precision, lazy penalties and/or compile.
+- ``graph``: the same function captured in one CUDA graph (``graph.GraphedIteration``); CUDA only, and not
   with fp16, whose ``GradScaler`` reads its overflow flag on the host between steps. Under ``torchrun`` the
   gradients' NCCL ``all_reduce`` is captured with the rest of the iteration.
 
@@ -15,23 +16,25 @@ Paths:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from wgangp.config import TrainConfig
 from wgangp.distributed import Shard, collective_backend
 from wgangp.errors import UserError
-from wgangp.fast.graph import GraphedIteration
-from wgangp.fast.lazy import lazy_adam_hyperparameters, penalty_schedule
-from wgangp.fast.step import Networks, StepSpec, iteration
+from wgangp.step.graph import GraphedIteration
+from wgangp.step.lazy import penalty_schedule
+from wgangp.step.spec import StepSpec
+from wgangp.step.state import TrainState
+from wgangp.step.update import UpdateGuard, iteration
 
 StepPath = Literal["eager", "fast-eager", "graph"]
 
-__all__ = ["FastIteration", "StepPath", "build_fast_iteration", "build_optimizer", "choose_step_path"]
+__all__ = ["Iteration", "StepPath", "build_iteration", "choose_step_path", "graph_unsupported_reason"]
 
 
 def graph_unsupported_reason(
@@ -77,50 +80,20 @@ def _needs_fast_eager(config: TrainConfig) -> bool:
     return config.precision != "fp32" or config.penalty_every > 1 or config.compile
 
 
-def build_optimizer(
-    config: TrainConfig,
-    params: Iterable[nn.Parameter],
-    lr: float,
-    *,
-    path: StepPath,
-    device: torch.device,
-    regularised: bool,
-) -> torch.optim.Optimizer:
-    """The optimizer for one network on ``path``.
-
-    The graph path needs ``Adam(capturable=True)`` (its step count lives on the GPU) and a tensor learning
-    rate (a float would be baked into the captured kernels, and the lr schedule would stop acting). fp16
-    takes a fused Adam, so ``GradScaler.step`` hands it the overflow flag instead of reading it on the host.
-    ``regularised`` marks the critic's optimizer, which the lazy Adam rescale applies to.
-    """
-    betas = (config.beta1, config.beta2)
-    if regularised and config.lazy_adam_rescale and config.penalty_every > 1 and config.optimizer == "adam":
-        lr, betas = lazy_adam_hyperparameters(lr, betas, config.penalty_every)
-    if config.optimizer == "rmsprop":
-        if path == "graph":
-            return torch.optim.RMSprop(params, lr=torch.tensor(lr, device=device), capturable=True)
-        return torch.optim.RMSprop(params, lr=lr)
-    if path == "graph":
-        return torch.optim.Adam(
-            params, lr=torch.tensor(lr, device=device), betas=betas, capturable=True, fused=True
-        )
-    # Fused Adam: one kernel per step on CUDA; for fp16 also the scaler's overflow flag stays on the device.
-    fused = device.type == "cuda" or config.precision == "fp16"
-    return torch.optim.Adam(params, lr=lr, betas=betas, fused=fused or None)
-
-
 @dataclass
-class FastIteration:
-    """``step.iteration`` fed by a sampler of real batches, eagerly or through a CUDA graph.
+class Iteration:
+    """:func:`~wgangp.step.update.iteration` fed by a sampler of real batches, eagerly or through a CUDA graph.
 
     Keeps the lazy-penalty clock: generator iteration ``step`` has critic steps ``step·n_critic`` onwards.
     On the graph path the host draws the next batches while the GPU still replays the previous iteration.
+    ``guard`` (``skip_nonfinite``) is for the eager fp32 path, which :func:`choose_step_path` enforces.
     """
 
-    nets: Networks
+    state: TrainState
     spec: StepSpec
     draw_real: Callable[[], Tensor]
     graphed: GraphedIteration | None = None
+    guard: UpdateGuard | None = None
 
     def __call__(self, step: int) -> dict[str, Tensor]:
         # [n_critic, n_r, ...]: this process's rows of each global batch (all B rows with one process)
@@ -128,24 +101,23 @@ class FastIteration:
         schedule = penalty_schedule(step * self.spec.n_critic, self.spec.n_critic, self.spec.penalty_every)
         if self.graphed is not None:
             return self.graphed(reals, schedule)
-        return iteration(self.nets, self.spec, reals, schedule)
+        return iteration(self.state, self.spec, reals, schedule, guard=self.guard)
 
     def reset(self) -> None:
         if self.graphed is not None:
             self.graphed.reset()
 
 
-def build_fast_iteration(
+def build_iteration(
     config: TrainConfig,
     path: StepPath,
-    nets: Networks,
+    state: TrainState,
     draw_real: Callable[[], Tensor],
     shard: Shard | None = None,
-) -> FastIteration | None:
-    """The fast iteration for ``path``, or ``None`` for the trainer's own eager step."""
-    if path == "eager":
-        return None
+    guard: UpdateGuard | None = None,
+) -> Iteration:
+    """The iteration for ``path``: the same update, captured in a CUDA graph on ``graph``."""
     if path == "graph":
         spec = StepSpec.from_config(config, autocast_cache=False, shard=shard)
-        return FastIteration(nets, spec, draw_real, GraphedIteration(nets, spec))
-    return FastIteration(nets, StepSpec.from_config(config, shard=shard), draw_real)
+        return Iteration(state, spec, draw_real, GraphedIteration(state, spec))
+    return Iteration(state, StepSpec.from_config(config, shard=shard), draw_real, guard=guard)

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from wgangp.checkpoint import CheckpointDir
 from wgangp.config import TrainConfig
 from wgangp.errors import UserError
+from wgangp.run.checkpoint import CheckpointDir
 from wgangp.trainer import Trainer
 
 __all__ = [
@@ -67,7 +67,7 @@ class ResumePoint:
 def find_resume_point(run_dir: str | Path) -> ResumePoint:
     """The newest checkpoint of ``run_dir`` that loads (newer broken ones are skipped with a warning).
 
-    Reads only: the run directory changes once :func:`~wgangp.run.train` has accepted the resume.
+    Reads only: the run directory changes once :func:`~wgangp.run.loop.train` has accepted the resume.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():

@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from wgangp.fast.step import Networks, StepSpec, iteration
+from wgangp.step.spec import StepSpec
+from wgangp.step.state import TrainState
+from wgangp.step.update import iteration
 
 __all__ = ["GraphedIteration"]
 
@@ -46,10 +48,10 @@ class _Captured:
 class GraphedIteration:
     """Runs ``step.iteration`` by replaying a captured CUDA graph; eager for the first ``warmup`` calls per key.
 
-    ``nets`` must use capturable optimizers and no GradScaler; ``spec.autocast_cache`` must be False.
+    ``state`` must use capturable optimizers and no GradScaler; ``spec.autocast_cache`` must be False.
     """
 
-    nets: Networks
+    state: TrainState
     spec: StepSpec
     warmup: int = 3
     _buffers: dict[tuple[tuple[int, ...], torch.dtype], Tensor] = field(default_factory=dict)
@@ -58,7 +60,7 @@ class GraphedIteration:
     _side: torch.cuda.Stream | None = None
 
     def __post_init__(self) -> None:
-        if self.nets.critic_scaler is not None or self.nets.generator_scaler is not None:
+        if self.state.critic_scaler is not None or self.state.generator_scaler is not None:
             raise ValueError("a CUDA graph cannot hold a GradScaler step (fp16): use the eager path")
         if self.spec.autocast_cache:
             raise ValueError("capture needs StepSpec(autocast_cache=False)")
@@ -71,7 +73,7 @@ class GraphedIteration:
     def _buffer(self, reals: Tensor) -> Tensor:
         key = (tuple(reals.shape), reals.dtype)
         if key not in self._buffers:
-            device = next(self.nets.critic.parameters()).device
+            device = next(self.state.critic.parameters()).device
             self._buffers[key] = torch.empty(reals.shape, dtype=reals.dtype, device=device)
         static = self._buffers[key]
         if reals.device.type == "cpu" and not reals.is_pinned():
@@ -103,7 +105,7 @@ class GraphedIteration:
         current = torch.cuda.current_stream(static.device)
         self._side.wait_stream(current)
         with torch.cuda.stream(self._side):
-            stats = iteration(self.nets, self.spec, static, schedule)
+            stats = iteration(self.state, self.spec, static, schedule)
         current.wait_stream(self._side)
         for value in stats.values():
             value.record_stream(current)
@@ -111,16 +113,16 @@ class GraphedIteration:
 
     def _capture(self, static: Tensor, schedule: tuple[bool, ...]) -> _Captured:
         graph = torch.cuda.CUDAGraph()
-        if self.nets.noise is not torch.cuda.default_generators[static.device.index or 0]:
+        if self.state.noise is not torch.cuda.default_generators[static.device.index or 0]:
             # The default generator is registered by torch itself; our own stream must be registered.
-            graph.register_generator_state(self.nets.noise)
+            graph.register_generator_state(self.state.noise)
         # Grads from the warm-up live outside the graph's pool: drop them so capture allocates its own.
-        self.nets.critic_opt.zero_grad(set_to_none=True)
-        self.nets.generator_opt.zero_grad(set_to_none=True)
+        self.state.critic_opt.zero_grad(set_to_none=True)
+        self.state.generator_opt.zero_grad(set_to_none=True)
         if self.spec.shard.distributed:
             torch.cuda.synchronize(static.device)  # no warm-up collective in flight during capture
         with torch.cuda.graph(graph):
-            stats = iteration(self.nets, self.spec, static, schedule)
+            stats = iteration(self.state, self.spec, static, schedule)
             keys = list(stats)
             packed = torch.stack([stats[k].float() for k in keys])  # [n_stats]
         return _Captured(graph, packed, keys)

@@ -32,7 +32,7 @@ from wgangp.losses import clip_weights_, wasserstein_critic_loss
 from wgangp.metrics.toy import wasserstein1
 from wgangp.models.mlp import MLPCritic, MLPGenerator
 from wgangp.penalty import gradient_norms
-from wgangp.plots import critic_surface, new_figure, save_figure
+from wgangp.pictures.plots import critic_surface, new_figure, save_figure
 from wgangp.trainer import Trainer
 
 __all__ = [

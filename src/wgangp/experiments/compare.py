@@ -6,12 +6,14 @@ critic step) while the networks, data stream and seed are shared. The budget is 
 ``steps`` generator iterations, or ``seconds`` of training time (evaluation and logging are not counted).
 
 What depends on the kind of data — how a generator is scored, how its samples are drawn, which metric
-decides "better" — lives behind :class:`DatasetKind`; :func:`dataset_kind` picks it. The toy sets are
-:class:`ToyKind`; another kind (sklearn's digits) plugs in there without touching the loop.
+decides "better" — lives behind :class:`~wgangp.evaluation.DataKind` (:mod:`wgangp.evaluation`); a kind
+that ranks methods and needs no data path is offered here without touching this module. The report is
+then a function of ``results.json`` and the pictures drawn here (:mod:`wgangp.experiments.report`).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import platform
 import statistics
@@ -19,30 +21,26 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from wgangp.checkpoint import CheckpointDir
 from wgangp.config import TrainConfig, resolve_config
-from wgangp.data.toy import TOY_DATASETS, mode_centres
+from wgangp.data import build_sampler
+from wgangp.data.toy import TOY_DATASETS
 from wgangp.errors import UserError
-from wgangp.run import CONFIG_NAME, ToyEvaluator
+from wgangp.evaluation import DataKind, MetricSpec, comparable_datasets, kind_for
+from wgangp.experiments.methods import METHODS, method_label
+from wgangp.run.checkpoint import CheckpointDir
+from wgangp.run.rundir import CONFIG_NAME
+from wgangp.step.update import accumulate
 from wgangp.trainer import Trainer
 
-if TYPE_CHECKING:
-    from matplotlib.axes import Axes
-
 __all__ = [
-    "COMPARE_DATASETS",
-    "METHODS",
     "RESULTS_FORMAT",
     "Budget",
-    "DatasetKind",
     "MethodRun",
-    "MetricSpec",
-    "ToyKind",
     "aggregate",
     "dataset_kind",
     "judge",
@@ -52,138 +50,16 @@ __all__ = [
 ]
 
 RESULTS_FORMAT = 1
-METHODS: tuple[str, ...] = ("wgan-gp", "wgan-clip", "gan")
-METHOD_LABELS: dict[str, str] = {
-    "wgan-gp": "WGAN-GP",
-    "wgan-clip": "WGAN (weight clipping)",
-    "gan": "standard GAN",
-}
-# The datasets `compare` accepts; a new DatasetKind adds its names here and a branch in dataset_kind().
-COMPARE_DATASETS: tuple[str, ...] = (*TOY_DATASETS, "digits")
-# Points per panel in the samples figure.
-SAMPLES_DRAWN = 500
-# The training stats drawn as curves, in panel order (mean ‖∇D(x̂)‖ is probed the same way for every loss).
-CURVE_KEYS: tuple[str, ...] = ("wasserstein", "grad_norm", "critic_loss", "generator_loss")
 
 
-@dataclass(frozen=True)
-class MetricSpec:
-    """One column of the metrics table: the key in the evaluator's dict, its label, and which way is better."""
-
-    key: str
-    label: str
-    better: Literal["higher", "lower"]
-
-
-class DatasetKind(Protocol):
-    """What ``compare`` needs to know about a kind of data.
-
-    ``metrics`` are the table's columns; ``ranking`` the keys that decide whether one method beats another,
-    most important first (ties on one key go to the next); ``claim`` says that in words.
-    """
-
-    metrics: tuple[MetricSpec, ...]
-    ranking: tuple[MetricSpec, ...]
-    claim: str
-
-    def evaluate(self, trainer: Trainer) -> dict[str, float]:
-        """Metrics of the trainer's generator (fixed latents and real set: comparable across runs)."""
-        ...
-
-    def probe_points(self, n: int) -> Tensor:
-        """``n`` fixed real points at which mean ‖∇D(x̂)‖ is probed."""
-        ...
-
-    def draw_samples(self, ax: Axes, trainer: Trainer, *, title: str) -> None:
-        """The generator's samples on ``ax`` (toy: over the critic's value surface)."""
-        ...
-
-
-class ToyKind:
-    """The 2-d toy sets: W1 for all; modes covered and high-quality fraction for the Gaussian mixtures."""
-
-    def __init__(self, config: TrainConfig) -> None:
-        self.config = config
-        self.evaluator = ToyEvaluator(config)
-        w1 = MetricSpec("w1", "W1 ↓", "lower")
-        if mode_centres(config.dataset) is None:
-            self.metrics: tuple[MetricSpec, ...] = (w1,)
-            self.ranking: tuple[MetricSpec, ...] = (w1,)
-            self.claim = "WGAN-GP reaches a lower W1 than weight clipping"
-        else:
-            modes = MetricSpec("modes_covered", "modes covered ↑", "higher")
-            quality = MetricSpec("high_quality_fraction", "high-quality fraction ↑", "higher")
-            self.metrics = (w1, modes, quality)
-            self.ranking = (modes, w1)
-            self.claim = "WGAN-GP covers more modes than weight clipping (or as many, with a lower W1)"
-
-    def evaluate(self, trainer: Trainer) -> dict[str, float]:
-        return self.evaluator(trainer)
-
-    def probe_points(self, n: int) -> Tensor:
-        return self.evaluator.real[:n]
-
-    def draw_samples(self, ax: Axes, trainer: Trainer, *, title: str) -> None:
-        from wgangp.plots import draw_toy
-
-        # A few hundred points show the shape; thousands only make the PNG (and the HTML) heavy.
-        n = min(self.config.eval_samples, SAMPLES_DRAWN)
-        fake = trainer.sample(n, seed=self.evaluator.seed).cpu()
-        real = self.evaluator.real[:n]
-        draw_toy(ax, real, fake, trainer.critic, title=title, colorbar=False, legend=False, resolution=96)
-
-
-class DigitsKind:
-    """sklearn's digits: Fréchet distance and KID in the features of a classifier trained on the real digits,
-    and the classes its confident predictions cover (:mod:`wgangp.metrics.images`).
-
-    The classifier is trained once, cached in ``cache_dir``, and shared by every method and seed.
-    """
-
-    samples_title = "Samples (a fixed latent batch)"
-
-    def __init__(self, config: TrainConfig, cache_dir: Path | None = None) -> None:
-        from wgangp.data import ArraySampler, build_sampler
-        from wgangp.metrics.images import classifier_metrics
-
-        self.config = config
-        fd = MetricSpec("fd", "classifier FD ↓", "lower")
-        kid = MetricSpec("kid", "classifier KID ↓", "lower")
-        classes = MetricSpec("classes_covered", "classes covered ↑", "higher")
-        self.metrics: tuple[MetricSpec, ...] = (fd, kid, classes)
-        self.ranking: tuple[MetricSpec, ...] = (fd,)
-        self.claim = "WGAN-GP reaches a lower classifier-space Fréchet distance than weight clipping"
-        self.scorer = classifier_metrics(config, cache_dir=cache_dir, reference_samples=config.eval_samples)
-        sampler = build_sampler(config, torch.device("cpu"))
-        assert isinstance(sampler, ArraySampler)
-        self.real = sampler.reference(config.batch_size, seed=config.seed + 1_000_003)
-        self.seed = config.seed + 1_000_004
-
-    def evaluate(self, trainer: Trainer) -> dict[str, float]:
-        metrics = self.scorer(trainer.sample(self.config.eval_samples, seed=self.seed).cpu())
-        return {key: float(value) for key, value in metrics.items()}
-
-    def probe_points(self, n: int) -> Tensor:
-        return self.real[:n]
-
-    def draw_samples(self, ax: Axes, trainer: Trainer, *, title: str) -> None:
-        from wgangp.grid import image_grid
-
-        grid = image_grid(trainer.sample(36, seed=self.seed).cpu())
-        ax.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray", interpolation="nearest")
-        ax.set_axis_off()
-        ax.set_title(title)
-
-
-def dataset_kind(config: TrainConfig, cache_dir: Path | None = None) -> DatasetKind:
-    """The :class:`DatasetKind` for ``config.dataset``."""
-    if config.dataset in TOY_DATASETS:
-        return ToyKind(config)
-    if config.dataset == "digits":
-        return DigitsKind(config, cache_dir)
-    raise UserError(
-        f"compare does not support dataset {config.dataset!r}; choose {', '.join(COMPARE_DATASETS)}"
-    )
+def dataset_kind(config: TrainConfig, cache_dir: Path | None = None) -> DataKind:
+    """The data kind of ``config.dataset`` if ``compare`` can rank methods on it (:mod:`wgangp.evaluation`)."""
+    if config.dataset not in comparable_datasets():
+        raise UserError(
+            f"compare does not support dataset {config.dataset!r}; choose {', '.join(comparable_datasets())}"
+        )
+    sampler = None if config.dataset in TOY_DATASETS else build_sampler(config, torch.device("cpu"))
+    return kind_for(config, sampler, cache_dir)
 
 
 @dataclass(frozen=True)
@@ -266,7 +142,7 @@ def _sync(device: torch.device) -> None:
 
 def run_method(
     trainer: Trainer,
-    kind: DatasetKind,
+    kind: DataKind,
     budget: Budget,
     *,
     progress: Any = None,
@@ -280,7 +156,7 @@ def run_method(
     run = MethodRun(method=cfg.loss, seed=cfg.seed)
     probe = kind.probe_points(cfg.batch_size)
     window: dict[str, Tensor] = {}
-    window_len = 0
+    counts: dict[str, int] = {}
     while True:
         # Update the critic ×n_critic, then the generator (timed).
         _sync(trainer.device)
@@ -289,9 +165,7 @@ def run_method(
         _sync(trainer.device)
         run.seconds += time.perf_counter() - start
         step = trainer.step
-        for key, value in stats.items():
-            window[key] = window[key] + value if key in window else value
-        window_len += 1
+        accumulate(window, counts, stats)
         if progress is not None:
             progress.update(1)
         out_of_budget = (budget.steps is not None and step >= budget.steps) or (
@@ -300,9 +174,9 @@ def run_method(
 
         # Log window means; the probe measures ‖∇D(x̂)‖ the same way for every loss.
         if step % cfg.log_every == 0 or out_of_budget:
-            row = {key: float(value) / window_len for key, value in window.items()}
+            row = {key: float(value) / counts[key] for key, value in window.items()}
             row["grad_norm"] = float(trainer.probe_grad_norm(probe))
-            window, window_len = {}, 0
+            window, counts = {}, {}
             bad = [k for k in ("critic_loss", "generator_loss") if not math.isfinite(row.get(k, 0.0))]
             if bad:
                 run.diverged = f"non-finite {bad[0].replace('_', ' ')} at step {step}"
@@ -346,11 +220,25 @@ def judge(summary: dict[str, dict[str, dict[str, float]]], ranking: Sequence[Met
 
 def _save_run(trainer: Trainer, run_dir: Path) -> None:
     """A standard run directory (config + checkpoint), so ``wgangp eval`` and ``sample`` work on it."""
-    import json
-
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / CONFIG_NAME).write_text(json.dumps(trainer.config.to_dict(), indent=2) + "\n")
     CheckpointDir(run_dir, keep=1).save(trainer.state_dict())
+
+
+def plot_compare_samples(path: Path, kind: DataKind, pictures: Sequence[tuple[str, int, Trainer]]) -> Path:
+    """One panel per (seed, method): rows are seeds, columns methods, drawn by ``kind.draw_panel``."""
+    from wgangp.pictures.plots import new_figure, save_figure
+
+    methods = list(dict.fromkeys(m for m, _, _ in pictures))
+    seeds = list(dict.fromkeys(s for _, s, _ in pictures))
+    fig = new_figure(3.0 * len(methods), 3.0 * len(seeds))
+    for method, seed, trainer in pictures:
+        index = seeds.index(seed) * len(methods) + methods.index(method) + 1
+        ax = fig.add_subplot(len(seeds), len(methods), index)
+        kind.draw_panel(ax, trainer, title=f"{method_label(method)}, seed {seed}\nstep {trainer.step}")
+        ax.title.set_fontsize("small")
+    save_figure(fig, path)
+    return path
 
 
 def run_comparison(
@@ -372,10 +260,10 @@ def run_comparison(
     """
     from tqdm.auto import tqdm
 
-    from wgangp.report import plot_compare_curves, plot_compare_samples, write_report
+    from wgangp.experiments.report import plot_compare_curves, write_report
 
-    if dataset not in COMPARE_DATASETS:
-        raise UserError(f"--dataset must be one of {', '.join(COMPARE_DATASETS)}; got {dataset!r}")
+    if dataset not in comparable_datasets():
+        raise UserError(f"--dataset must be one of {', '.join(comparable_datasets())}; got {dataset!r}")
     if seeds < 1:
         raise UserError(f"--seeds must be >= 1; got {seeds}")
     out = Path(out_dir)
@@ -403,7 +291,7 @@ def run_comparison(
             trainer = Trainer(config)
             total = budget.steps if budget.steps is not None else None
             with tqdm(total=total, disable=not progress, unit="it", desc=f"{method} seed {seed}") as bar:
-                run = run_method(trainer, dataset_kind(config), budget, progress=bar)
+                run = run_method(trainer, dataset_kind(config, cache_dir=out), budget, progress=bar)
             runs[method].append(run)
             _save_run(trainer, out / "runs" / f"{method}-seed{seed}")
             if seed_index < 3:

@@ -1,0 +1,296 @@
+"""A training run: the loop of Algorithm 1 and its maintenance (logs, metrics, plots, checkpoints).
+
+:func:`train` is the loop, one screen long; :class:`_Run` holds what the loop maintains around the
+trainer (run directory, checkpoints, the data kind's metrics and pictures, the log window), one method per
+stage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+from tqdm.auto import tqdm
+
+from wgangp.config import TrainConfig
+from wgangp.data import ArraySampler
+from wgangp.distributed import Shard, current_shard, reduce_flags, reduce_means, run_on_main
+from wgangp.errors import RunInterrupted, UserError
+from wgangp.evaluation import DataKind, kind_for
+from wgangp.run.books import Bookkeeping
+from wgangp.run.checkpoint import CheckpointDir, capture_global_rng, restore_global_rng
+from wgangp.run.interrupt import StopRequest
+from wgangp.run.log import RunLogger, read_metrics
+from wgangp.run.resume import ResumePoint, check_resume, restore_trainer, rewind_metrics
+from wgangp.run.rundir import CONFIG_NAME, default_run_dir, load_run, prepare_run_dir, write_config
+from wgangp.step.faults import all_finite, first_nonfinite
+from wgangp.trainer import Trainer
+
+__all__ = ["CONFIG_NAME", "RunResult", "default_run_dir", "load_run", "prepare_run_dir", "train"]
+
+EXIT_NONFINITE = 3  # the exit code of a run stopped by a non-finite loss, penalty or gradient
+CURVE_KEYS = ("wasserstein", "grad_norm", "critic_loss", "generator_loss", "w1", "fd", "classes_covered")
+
+
+@dataclass
+class RunResult:
+    """What a finished run reports: its directory, final metrics and where the pictures are."""
+
+    run_dir: Path
+    steps: int
+    seconds: float
+    metrics: dict[str, float]
+    plots: list[Path] = field(default_factory=list)
+
+
+def train(
+    config: TrainConfig,
+    run_dir: str | Path,
+    *,
+    overwrite: bool = False,
+    resume: ResumePoint | None = None,
+    force: bool = False,
+    progress: bool = True,
+    tensorboard: bool = True,
+    shard: Shard | None = None,
+) -> RunResult:
+    """Train per ``config`` into ``run_dir``: Algorithm 1 with periodic logs, metrics, plots and checkpoints.
+
+    ``resume`` (from :func:`~wgangp.run.resume.find_resume_point`) continues that run in place; ``force``
+    lets it change more than :data:`~wgangp.run.resume.RUN_CONTROL_KEYS`. Raises :class:`UserError` (exit 3)
+    at a non-finite term and :class:`RunInterrupted` after SIGINT/SIGTERM, in both cases with the last good
+    checkpoint on disk.
+
+    Under ``torchrun`` (``shard``, default: this process's; see ``wgangp.distributed``) every rank trains its
+    shard and runs the same collectives in the same order; rank 0 alone reads and writes the run directory.
+    """
+    run = _Run.start(config, Path(run_dir), overwrite, resume, force, shard or current_shard())
+    with run.session(progress=progress, tensorboard=tensorboard) as (stop, log, bar):
+        while run.trainer.step < config.steps:
+            # Update the critic ×n_critic, then the generator.
+            stats = run.trainer.train_iteration()
+            step, last = run.trainer.step, run.trainer.step == config.steps
+            stopping = run.check(stats, stop.requested)  # stop requests read once, agreed by all ranks
+            bar.update(1)
+            run.books.add(stats)
+
+            # Log window means over all processes (one host sync per log row).
+            if step % config.log_every == 0 or last:
+                run.log_row(log, bar)
+
+            # Evaluate; keep the best state by the eval metric (rank 0: nothing here draws training noise).
+            if log is not None and (step % config.eval_every == 0 or last):
+                run.evaluate(log)
+
+            # Plot and save a checkpoint (also when a stop signal came: then leave).
+            if run.main and step % config.plot_every == 0 and not last:
+                run.draw(f"step_{step:07d}", log)
+            if step % config.checkpoint_every == 0 or last or stopping:
+                run.save()
+            if stopping and not last:
+                raise run.interrupted(stop)
+        run.seconds = run.clock()
+        if run.main:
+            run.draw("final", log)
+    return run.finish()
+
+
+class _Run:
+    """What the loop maintains around the trainer; ranks > 0 never touch the run directory, not even to
+    read it: on another node it is not there (or, worse, an unrelated directory of the same name is)."""
+
+    def __init__(self, config: TrainConfig, run_dir: Path, trainer: Trainer, shard: Shard) -> None:
+        self.config, self.run_dir, self.trainer, self.shard = config, run_dir, trainer, shard
+        self.main = shard.is_main
+        self.books = Bookkeeping()
+        self.store = CheckpointDir(run_dir, keep=config.keep_checkpoints)
+        self.kind: DataKind | None = None  # rank 0's metrics and pictures
+        self.plots: list[Path] = []
+        self.metrics: dict[str, float] = {}
+        self.saved: Path | None = None
+        self.seconds = 0.0
+        self.started = 0.0
+
+    @classmethod
+    def start(
+        cls,
+        config: TrainConfig,
+        run_dir: Path,
+        overwrite: bool,
+        resume: ResumePoint | None,
+        force: bool,
+        shard: Shard,
+    ) -> _Run:
+        """The trainer, the run directory (new, or the resumed one rewound to its checkpoint) and the kind."""
+        trainer = Trainer(config, shard=shard)
+        if isinstance(trainer.data, ArraySampler):
+            trainer.data.load()  # a bad data path fails before any file is written
+        run = cls(config, resume.run_dir if resume is not None else run_dir, trainer, shard)
+        if resume is None:
+            run_on_main(shard, functools.partial(prepare_run_dir, run.run_dir, config, overwrite=overwrite))
+        else:
+            check_resume(resume, config, force=force)
+            restore_trainer(trainer, resume.state, force=force)
+            restore_global_rng(resume.state["global_rng"])
+            run.books.load_state_dict(resume.state["run"], trainer.device)
+            # Accepted: now bring the directory back to the resumed step (rank 0, once every rank has read).
+            run_on_main(shard, run.rewind)
+        if run.main:
+            run.kind = kind_for(config, trainer.data, run.run_dir)
+        run.started = time.perf_counter() - run.books.seconds
+        return run
+
+    def rewind(self) -> None:
+        """Drop what a stopped run wrote after the checkpoint it resumes from."""
+        try:
+            self.store.remove_temp_files()
+            self.store.quarantine_after(self.trainer.step)
+            self.store.drop_best_after(self.trainer.step)
+            rewind_metrics(self.run_dir, self.trainer.step)
+            write_config(self.run_dir, self.config)
+        except OSError as err:
+            raise UserError(f"cannot write to run directory {self.run_dir}: {err.strerror or err}") from None
+
+    @contextlib.contextmanager
+    def session(
+        self, *, progress: bool, tensorboard: bool
+    ) -> Iterator[tuple[StopRequest, RunLogger | None, Any]]:
+        """Disk errors in one line, stop signals, the logger (rank 0) and the progress bar."""
+        with contextlib.ExitStack() as stack:
+            if self.main:
+                stack.enter_context(_disk_errors(self.run_dir, self.store))
+            stop = stack.enter_context(StopRequest())
+            log = stack.enter_context(RunLogger(self.run_dir, tensorboard=tensorboard)) if self.main else None
+            bar = stack.enter_context(
+                tqdm(
+                    initial=self.trainer.step,
+                    total=self.config.steps,
+                    disable=not (progress and self.main),
+                    unit="it",
+                    dynamic_ncols=True,
+                    desc=self.config.loss,
+                )
+            )
+            yield stop, log, bar
+
+    def clock(self) -> float:
+        """Training time so far, over every process that ran this run (resume)."""
+        return time.perf_counter() - self.started
+
+    def check(self, stats: dict[str, Any], stopping: bool) -> bool:
+        """Stop at a non-finite term (this state is never saved; the last checkpoint stays the newest);
+        returns whether a stop was requested on any rank.
+
+        fp16: an overflow is the GradScaler's to handle (it skips that update and halves the scale; at its
+        starting 2^16 the penalty's double backward overflows by design); a real divergence still stops at
+        the weights check before the next checkpoint.
+        """
+        scaled = self.config.precision == "fp16"
+        term = None if self.config.skip_nonfinite or scaled else first_nonfinite(stats)
+        if self.shard.distributed:
+            # Every rank leaves the loop at the same step, or the others would wait at a collective.
+            stopping, anywhere = reduce_flags([stopping, term is not None], self.trainer.device)
+            term = term or ("term on another process" if anywhere else None)
+        if term is not None:
+            _stop_nonfinite(term.replace("_", " "), self.trainer.step, self.store if self.main else None)
+        return stopping
+
+    def log_row(self, log: RunLogger | None, bar: Any) -> None:
+        row = self.books.means()
+        if self.shard.distributed:
+            row = reduce_means(row, self.shard.weight(self.config.batch_size), self.trainer.device)
+        if log is None or self.kind is None:  # ranks > 0 only take part in the reduction
+            return
+        if "grad_norm" not in row:
+            probe = self.kind.probe_points(self.config.batch_size)
+            row["grad_norm"] = float(self.trainer.probe_grad_norm(probe))
+        if self.config.skip_nonfinite:
+            row["skipped_updates"] = self.trainer.skipped_updates
+        row["time"] = self.clock()
+        log.write(self.trainer.step, row)
+        if "wasserstein" in row:
+            bar.set_postfix(W=f"{row['wasserstein']:.3f}", grad=f"{row['grad_norm']:.2f}", refresh=False)
+
+    def evaluate(self, log: RunLogger) -> None:
+        assert self.kind is not None  # rank 0
+        self.metrics = self.kind.evaluate(self.trainer)
+        log.write(self.trainer.step, self.metrics, group="eval")
+        if self.books.improves(self.metrics):
+            self.store.save_best(self.checkpoint())
+
+    def draw(self, name: str, log: RunLogger | None) -> None:
+        assert self.kind is not None  # rank 0
+        path = self.kind.draw(self.trainer, self.run_dir, name, log)
+        self.plots.extend([path] if path else [])
+
+    def checkpoint(self) -> dict[str, Any]:
+        return self.trainer.state_dict() | {
+            "global_rng": capture_global_rng(),
+            "run": self.books.state_dict(self.clock()),
+        }
+
+    def save(self) -> None:
+        trainer = self.trainer
+        if not all_finite([*trainer.generator.parameters(), *trainer.critic.parameters()]):
+            _stop_nonfinite(
+                "weights (a non-finite gradient)", trainer.step, self.store if self.main else None
+            )
+        if self.main:
+            self.saved = self.store.save(self.checkpoint())
+
+    def interrupted(self, stop: StopRequest) -> RunInterrupted:
+        return RunInterrupted(
+            f"stopped by {stop.name} at step {self.trainer.step}; checkpoint {self.saved or 'saved by rank 0'}; "
+            f"continue with: wgangp train --resume {self.run_dir}",
+            exit_code=stop.exit_code,
+        )
+
+    def finish(self) -> RunResult:
+        """The training curves and ``summary.json`` (rank 0), and what the run reports."""
+        result = RunResult(self.run_dir, self.trainer.step, self.seconds, self.metrics, self.plots)
+        if not self.main:
+            return result
+        from wgangp.pictures.plots import plot_curves
+
+        curves = self.run_dir / "plots" / "curves.png"
+        plot_curves(curves, read_metrics(self.run_dir), keys=CURVE_KEYS)
+        self.plots.append(curves)
+        summary = {"steps": self.trainer.step, "seconds": self.seconds, **self.metrics}
+        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        return result
+
+
+@contextlib.contextmanager
+def _disk_errors(run_dir: Path, store: CheckpointDir) -> Iterator[None]:
+    """A disk that fills up or turns read-only mid-run: one line naming the last good checkpoint."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO):
+            raise
+        kept = store.step_files()
+        where = f"the last good checkpoint is {kept[-1][1]}" if kept else "no checkpoint was written yet"
+        raise UserError(f"cannot write to run directory {run_dir}: {err.strerror or err}; {where}") from None
+
+
+def _stop_nonfinite(what: str, step: int, store: CheckpointDir | None) -> NoReturn:
+    """Stop with the step and the term that went non-finite rather than training on NaNs.
+
+    ``store`` is ``None`` on ranks > 0, which do not look into the run directory.
+    """
+    kept = store.step_files() if store is not None else []
+    where = f"the last good checkpoint is {kept[-1][1]}" if kept else "no checkpoint was written yet"
+    if store is None:
+        where = "rank 0 keeps the last good checkpoint"
+    raise UserError(
+        f"non-finite {what} at step {step}; stopped, {where} "
+        "(lower the learning rates, or pass --skip-nonfinite to skip such updates)",
+        exit_code=EXIT_NONFINITE,
+    )

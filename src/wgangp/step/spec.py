@@ -1,0 +1,62 @@
+"""The settings of one update step, derived from a :class:`~wgangp.config.TrainConfig` and nothing else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from wgangp.config import TrainConfig
+from wgangp.distributed import Shard
+from wgangp.losses import LossName
+from wgangp.penalty import PenaltyKind, PenaltyPoints
+from wgangp.step.amp import Precision
+
+__all__ = ["StepSpec"]
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """The parts of a ``TrainConfig`` that define one iteration's arithmetic (meanings: the config's fields).
+
+    No defaults of its own: build it with :meth:`from_config`, so every value has one home, the config.
+    """
+
+    loss: LossName
+    penalty_weight: float
+    penalty_kind: PenaltyKind
+    penalty_target: float
+    penalty_at: PenaltyPoints
+    penalty_fraction: float
+    clip_value: float
+    n_critic: int
+    penalty_every: int
+    precision: Precision
+    latent_dim: int
+    compile: bool  # torch.compile the penalised critic objective (``update.compiled_objective``)
+    batch_size: int  # the global batch B (each process holds its rows of it)
+    generator_batch_multiple: int  # the generator step's batch is B × this (paper ResNet: 2)
+    autocast_cache: bool  # False under CUDA-graph capture
+    shard: Shard  # this process's rows of every global batch (wgangp.distributed)
+
+    @classmethod
+    def from_config(
+        cls, config: TrainConfig, *, autocast_cache: bool = True, shard: Shard | None = None
+    ) -> StepSpec:
+        return cls(
+            loss=config.loss,
+            penalty_weight=config.penalty_weight,
+            penalty_kind=config.penalty_kind,
+            penalty_target=config.penalty_target,
+            penalty_at=config.penalty_at,
+            penalty_fraction=config.penalty_fraction,
+            clip_value=config.clip_value,
+            n_critic=config.n_critic,
+            penalty_every=config.penalty_every,
+            precision=config.precision,
+            latent_dim=config.latent_dim,
+            # fp16's GradScaler recipe runs eagerly (``paths.choose_step_path`` warns).
+            compile=config.compile and config.precision != "fp16",
+            batch_size=config.batch_size,
+            generator_batch_multiple=config.generator_batch_multiple,
+            autocast_cache=autocast_cache,
+            shard=shard if shard is not None else Shard(),
+        )
