@@ -24,6 +24,8 @@ from wgangp.data.images import (
     vector_shape,
 )
 from wgangp.data.sampler import ArraySampler, Source
+from wgangp.data.sequences import ChannelStats, SeriesData, load_series, series_sampler
+from wgangp.data.text import Charmap, TextData, TextSampler, load_text
 from wgangp.data.toy import TOY_DATASETS, ToySampler, mode_centres, mode_std
 from wgangp.errors import UserError
 
@@ -35,14 +37,22 @@ __all__ = [
     "LABELLED_DATASETS",
     "TOY_DATASETS",
     "ArraySampler",
+    "ChannelStats",
+    "Charmap",
+    "SeriesData",
+    "TextData",
+    "TextSampler",
     "ToySampler",
     "build_sampler",
     "data_shape",
     "image_geometry",
     "is_image_dataset",
     "labelled_images",
+    "load_series",
+    "load_text",
     "mode_centres",
     "mode_std",
+    "series_sampler",
 ]
 
 DATA_SEED_OFFSET = 2  # the data stream's seed is config.seed + 2 (the trainer's convention)

@@ -10,6 +10,7 @@ from torch import nn
 from wgangp.models.dcgan import DCGANCritic, DCGANGenerator
 from wgangp.models.mlp import MLPCritic, MLPGenerator
 from wgangp.models.resnet import ResNetCritic, ResNetGenerator
+from wgangp.models.resnet1d import ResNet1dCritic, ResNet1dGenerator
 
 if TYPE_CHECKING:
     from wgangp.config import TrainConfig
@@ -20,6 +21,8 @@ __all__ = [
     "DCGANGenerator",
     "MLPCritic",
     "MLPGenerator",
+    "ResNet1dCritic",
+    "ResNet1dGenerator",
     "ResNetCritic",
     "ResNetGenerator",
     "build_models",
