@@ -16,6 +16,8 @@ from wgangp.losses import (
     gan_critic_loss,
     gan_generator_loss,
     generator_loss,
+    lsgan_critic_loss,
+    lsgan_generator_loss,
     wasserstein_critic_loss,
     wasserstein_generator_loss,
 )
@@ -143,6 +145,48 @@ def test_gan_generator_gradient_does_not_vanish_when_the_critic_wins() -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------
+# LSGAN losses (Mao et al. 2017, a = 0, b = c = 1).
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("column", [False, True], ids=["[N]", "[N, 1]"])
+def test_lsgan_critic_loss_hand_value(column: bool) -> None:
+    real, fake = (REAL[:, None], FAKE[:, None]) if column else (REAL, FAKE)
+    # ½·mean((1−1)², (2−1)², (3−1)², (6−1)²) + ½·mean(0.25, 2.25, 4) = ½·30/4 + ½·6.5/3
+    expected = torch.tensor(0.5 * 30 / 4 + 0.5 * 6.5 / 3)
+
+    torch.testing.assert_close(lsgan_critic_loss(real, fake), expected, **TOL)
+
+
+@pytest.mark.parametrize("column", [False, True], ids=["[N]", "[N, 1]"])
+def test_lsgan_generator_loss_hand_value(column: bool) -> None:
+    fake = FAKE[:, None] if column else FAKE
+    # ½·mean((0.5−1)², (−1.5−1)², (−2−1)²) = ½·(0.25 + 6.25 + 9)/3
+    torch.testing.assert_close(lsgan_generator_loss(fake), torch.tensor(0.5 * 15.5 / 3), **TOL)
+
+
+def test_lsgan_losses_vanish_at_their_targets_and_have_linear_gradients() -> None:
+    real, fake = torch.ones(5), torch.zeros(4)
+
+    assert float(lsgan_critic_loss(real, fake)) == 0.0
+    assert float(lsgan_generator_loss(real)) == 0.0
+    scores = torch.tensor([3.0, -1.0], requires_grad=True)
+    (grad_g,) = torch.autograd.grad(lsgan_generator_loss(scores), [scores])
+    (grad_d,) = torch.autograd.grad(lsgan_critic_loss(scores, scores), [scores])
+    # d/ds ½·mean((s − 1)²) = (s − 1)/N; with the same scores as real and fake the critic's adds s/N.
+    torch.testing.assert_close(grad_g, torch.tensor([1.0, -1.0]), **TOL)
+    torch.testing.assert_close(grad_d, torch.tensor([2.5, -1.5]), **TOL)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_lsgan_losses_reduce_low_precision_scores_in_fp32(dtype: torch.dtype) -> None:
+    loss = lsgan_critic_loss(REAL.to(dtype), FAKE.to(dtype))
+
+    assert loss.dtype == torch.float32 and lsgan_generator_loss(FAKE.to(dtype)).dtype == torch.float32
+    torch.testing.assert_close(loss, lsgan_critic_loss(REAL, FAKE), rtol=0, atol=0)
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Weight clipping.
 # ---------------------------------------------------------------------------------------------------------
 
@@ -193,11 +237,13 @@ CRITIC_LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "wgan-gp": wasserstein_critic_loss,
     "wgan-clip": wasserstein_critic_loss,
     "gan": gan_critic_loss,
+    "lsgan": lsgan_critic_loss,
 }
 GENERATOR_LOSSES: dict[str, Callable[[Tensor], Tensor]] = {
     "wgan-gp": wasserstein_generator_loss,
     "wgan-clip": wasserstein_generator_loss,
     "gan": gan_generator_loss,
+    "lsgan": lsgan_generator_loss,
 }
 
 

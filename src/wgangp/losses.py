@@ -1,4 +1,4 @@
-"""Critic and generator losses: Wasserstein (WGAN, WGAN-GP) and the standard GAN baseline.
+"""Critic and generator losses: Wasserstein (WGAN, WGAN-GP), the standard GAN and LSGAN baselines.
 
 Pure functions of critic scores ``[N]`` or ``[N, 1]``; each returns a scalar to *minimise*.
 """
@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-LossName = Literal["wgan-gp", "wgan-clip", "gan"]
-LOSS_NAMES: tuple[str, ...] = ("wgan-gp", "wgan-clip", "gan")
+LossName = Literal["wgan-gp", "wgan-clip", "gan", "lsgan"]
+LOSS_NAMES: tuple[str, ...] = ("wgan-gp", "wgan-clip", "gan", "lsgan")
 
 __all__ = [
     "LOSS_NAMES",
@@ -21,6 +21,8 @@ __all__ = [
     "gan_critic_loss",
     "gan_generator_loss",
     "generator_loss",
+    "lsgan_critic_loss",
+    "lsgan_generator_loss",
     "wasserstein_critic_loss",
     "wasserstein_generator_loss",
 ]
@@ -46,6 +48,20 @@ def gan_generator_loss(fake_logits: Tensor) -> Tensor:
     return F.softplus(-fake_logits.float()).mean()
 
 
+def lsgan_critic_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+    """LSGAN critic loss with ``a = 0, b = c = 1``: ``½E[(D(x) − 1)²] + ½E[D(x̃)²]`` (Mao et al. 2017, eq. 2).
+
+    Recipe (paper Sec. 5.2 baselines): Adam 2e-4, β = (0.5, 0.999), n_critic 1. ``gan_64x64.py`` computes the
+    same loss (and trains it with RMSProp 1e-4).
+    """
+    return 0.5 * (real_scores.float() - 1.0).square().mean() + 0.5 * fake_scores.float().square().mean()
+
+
+def lsgan_generator_loss(fake_scores: Tensor) -> Tensor:
+    """LSGAN generator loss ``½E[(D(x̃) − c)²]`` with ``c = 1`` (Mao et al. 2017, eq. 2)."""
+    return 0.5 * (fake_scores.float() - 1.0).square().mean()
+
+
 def _check_loss(loss: str) -> None:
     if loss not in LOSS_NAMES:
         raise ValueError(f"loss must be one of {', '.join(LOSS_NAMES)}; got {loss!r}")
@@ -56,6 +72,8 @@ def critic_loss(loss: LossName, real_scores: Tensor, fake_scores: Tensor) -> Ten
     _check_loss(loss)
     if loss == "gan":
         return gan_critic_loss(real_scores, fake_scores)
+    if loss == "lsgan":
+        return lsgan_critic_loss(real_scores, fake_scores)
     return wasserstein_critic_loss(real_scores, fake_scores)
 
 
@@ -64,6 +82,8 @@ def generator_loss(loss: LossName, fake_scores: Tensor) -> Tensor:
     _check_loss(loss)
     if loss == "gan":
         return gan_generator_loss(fake_scores)
+    if loss == "lsgan":
+        return lsgan_generator_loss(fake_scores)
     return wasserstein_generator_loss(fake_scores)
 
 
