@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import pytest
@@ -274,3 +275,33 @@ def test_unknown_loss_name_raises(name: str) -> None:
         critic_loss(name, real, fake)
     with pytest.raises(ValueError, match="loss"):
         generator_loss(name, fake)
+
+
+# -- AC-GAN terms ----------------------------------------------------------------------------------------
+
+
+def test_class_cross_entropy_closed_form():
+    from wgangp.losses import class_cross_entropy
+
+    logits = torch.tensor([[0.0, 0.0], [math.log(3.0), 0.0]])
+    labels = torch.tensor([0, 1])
+    # −log(1/2) and −log(1/4)
+    assert class_cross_entropy(logits, labels).item() == pytest.approx(
+        (math.log(2) + math.log(4)) / 2, abs=1e-6
+    )
+
+
+@pytest.mark.parametrize("scale", [0.0, 1.0, 0.1])
+def test_acgan_losses_closed_form(scale):
+    from wgangp.losses import ACGAN_SCALE, ACGAN_SCALE_G, acgan_critic_loss, acgan_generator_loss
+
+    assert (ACGAN_SCALE, ACGAN_SCALE_G) == (1.0, 0.1)
+    real, fake = torch.tensor([3.0, 1.0]), torch.tensor([0.5, -0.5])
+    logits = torch.tensor([[0.0, 0.0, 0.0], [2.0, 0.0, 0.0]])
+    labels = torch.tensor([1, 0])
+    ce = (math.log(3) + (math.log(math.exp(2) + 2) - 2)) / 2
+    critic = acgan_critic_loss(real, fake, logits, labels, scale=scale)
+    assert critic.item() == pytest.approx(0.0 - 2.0 + scale * ce, abs=1e-6)
+    generator = acgan_generator_loss(fake, logits, labels, scale=scale)
+    assert generator.item() == pytest.approx(-0.0 + scale * ce, abs=1e-6)
+    assert acgan_generator_loss(fake, logits, labels).item() == pytest.approx(0.1 * ce, abs=1e-6)

@@ -14,8 +14,16 @@ from torch import Tensor, nn
 LossName = Literal["wgan-gp", "wgan-clip", "gan", "lsgan"]
 LOSS_NAMES: tuple[str, ...] = ("wgan-gp", "wgan-clip", "gan", "lsgan")
 
+ACGAN_SCALE = 1.0  # weight of the critic's classification loss (official gan_cifar_resnet.py ACGAN_SCALE)
+ACGAN_SCALE_G = 0.1  # weight of the generator's (ACGAN_SCALE_G)
+
 __all__ = [
+    "ACGAN_SCALE",
+    "ACGAN_SCALE_G",
     "LOSS_NAMES",
+    "acgan_critic_loss",
+    "acgan_generator_loss",
+    "class_cross_entropy",
     "clip_weights_",
     "critic_loss",
     "gan_critic_loss",
@@ -60,6 +68,36 @@ def lsgan_critic_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
 def lsgan_generator_loss(fake_scores: Tensor) -> Tensor:
     """LSGAN generator loss ``½E[(D(x̃) − c)²]`` with ``c = 1`` (Mao et al. 2017, eq. 2)."""
     return 0.5 * (fake_scores.float() - 1.0).square().mean()
+
+
+def class_cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
+    """``E[−log softmax(logits)[y]]``: logits ``[N, K]``, labels int64 ``[N]`` -> scalar (fp32)."""
+    return F.cross_entropy(logits.float(), labels)
+
+
+def acgan_critic_loss(
+    real_scores: Tensor,
+    fake_scores: Tensor,
+    real_logits: Tensor,
+    real_labels: Tensor,
+    *,
+    scale: float = ACGAN_SCALE,
+) -> Tensor:
+    """``L_D = E[D(x̃)] − E[D(x)] + scale·CE(C(x), y)`` (AC-GAN, Odena et al. 2017; official gan_cifar_resnet.py).
+
+    The classifier learns from real images only; add ``λ·GP`` of the score as usual. Scores ``[N]``,
+    real logits ``[N, K]``, labels ``[N]``; ``scale`` 1 in the official code.
+    """
+    return wasserstein_critic_loss(real_scores, fake_scores) + scale * class_cross_entropy(
+        real_logits, real_labels
+    )
+
+
+def acgan_generator_loss(
+    fake_scores: Tensor, fake_logits: Tensor, fake_labels: Tensor, *, scale: float = ACGAN_SCALE_G
+) -> Tensor:
+    """``L_G = −E[D(x̃)] + scale·CE(C(x̃), ỹ)`` with ``ỹ`` the labels the fakes were made for (scale 0.1)."""
+    return wasserstein_generator_loss(fake_scores) + scale * class_cross_entropy(fake_logits, fake_labels)
 
 
 def _check_loss(loss: str) -> None:

@@ -16,9 +16,11 @@ from wgangp.data.images import (
     LABELLED_DATASETS,
     NATIVE,
     FolderImages,
+    check_labels,
     convert_images,
     load_cifar10,
     load_digits,
+    load_labelled_vectors,
     load_mnist,
     load_vectors,
     vector_shape,
@@ -44,6 +46,7 @@ __all__ = [
     "TextSampler",
     "ToySampler",
     "build_sampler",
+    "check_labels",
     "data_shape",
     "image_geometry",
     "is_image_dataset",
@@ -103,14 +106,26 @@ def labelled_images(config: TrainConfig, split: str) -> tuple[Tensor, Tensor]:
 
 
 def build_sampler(
-    config: TrainConfig, device: torch.device | str = "cpu", keep: slice | None = None
+    config: TrainConfig,
+    device: torch.device | str = "cpu",
+    keep: slice | None = None,
+    *,
+    labels: bool = False,
+    n_classes: int = 0,
 ) -> ToySampler | ArraySampler:
     """The training data stream of ``config``, seeded by ``config.seed + 2``; image data load on first use.
 
     ``keep``: the rows of every global batch this process trains on (data parallelism, ``Shard``).
+    ``labels``: also read class labels (an :class:`ArraySampler` with ``labels=True``): digits, MNIST and
+    CIFAR-10 their own, ``folder`` one class per sub-folder, ``vectors`` a ``.npz`` with ``x`` and ``y``;
+    ``n_classes`` (0: ``max + 1``) bounds them. Without labels the stream is exactly as before.
     """
     seed = config.seed + DATA_SEED_OFFSET
     if config.dataset in TOY_DATASETS:
+        if labels:
+            raise UserError(
+                f"dataset {config.dataset} has no class labels; use digits, mnist, cifar10, folder or vectors"
+            )
         return ToySampler(config.dataset, config.batch_size, seed=seed, device=device, keep=keep)
 
     def load() -> Source:
@@ -121,8 +136,20 @@ def build_sampler(
             return FolderImages(config.data_path, resolution, channels)
         return _images(config)[0]
 
+    def load_labelled() -> tuple[Source, Tensor]:
+        if config.dataset == "vectors":
+            return load_labelled_vectors(config.data_path, n_classes=n_classes)
+        if config.dataset == "folder":
+            resolution, channels = image_geometry(config)
+            folder = FolderImages(config.data_path, resolution, channels, labelled=True)
+            assert folder.labels is not None
+            return folder, folder.labels
+        images, y = _images(config)
+        assert y is not None
+        return images, y
+
     return ArraySampler(
-        load,
+        load_labelled if labels else load,
         config.batch_size,
         seed=seed,
         device=device,
@@ -131,4 +158,6 @@ def build_sampler(
         hflip=config.hflip,
         num_workers=config.num_workers,
         keep=keep,
+        labels=labels,
+        n_classes=n_classes,
     )

@@ -13,6 +13,11 @@ Every image source yields ``uint8`` images ``[N, C, R, R]`` at the model's resol
 ``vectors``    a ``.npy`` or ``.pt`` array ``[N, D]`` of finite floats (tabular data, embeddings)   D
 =============  ================================================================================  ==========
 
+Labels (class-conditional models): digits, MNIST and CIFAR-10 carry their own; an image folder read with
+``labelled=True`` takes one class per sub-folder (torchvision's ``ImageFolder`` convention: class ``k`` is
+the ``k``-th sub-folder name in sorted order); vectors with labels come as a ``.npz`` holding ``x [N, D]``
+and ``y [N]`` (:func:`load_labelled_vectors`). :func:`check_labels` validates every label array.
+
 Resizing of in-memory sets is bilinear with antialiasing; gray ↔ RGB conversion uses the ITU-R 601 luma
 weights (PIL's ``"L"`` mode) or repeats the gray channel.
 """
@@ -38,9 +43,11 @@ __all__ = [
     "LABELLED_DATASETS",
     "NATIVE",
     "FolderImages",
+    "check_labels",
     "convert_images",
     "load_cifar10",
     "load_digits",
+    "load_labelled_vectors",
     "load_mnist",
     "load_vectors",
     "vector_shape",
@@ -75,6 +82,36 @@ def convert_images(images: Tensor, resolution: int, channels: int) -> Tensor:
             x, size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False
         )
     return x.round().clamp(0, 255).to(torch.uint8)
+
+
+def check_labels(labels: object, n: int, *, n_classes: int = 0, what: str = "labels") -> Tensor:
+    """Class labels as int64 ``[n]`` in ``0..K−1``; anything else is a one-line :class:`UserError`.
+
+    ``labels``: a tensor or array of ``n`` integers (floats with integral values are accepted).
+    ``n_classes``: ``K``, the number of classes; 0 infers ``K = max + 1``.
+    """
+    if not isinstance(labels, Tensor):
+        array = np.asarray(labels)
+        if array.dtype.kind not in "fiu":
+            raise UserError(f"{what} must be integers; got dtype {array.dtype}")
+        labels = torch.from_numpy(array)
+    y = labels
+    if y.dtype == torch.bool or not (y.is_floating_point() or y.dtype in _INT_DTYPES):
+        raise UserError(f"{what} must be integers; got dtype {str(y.dtype).removeprefix('torch.')}")
+    if y.ndim != 1 or y.shape[0] != n:
+        raise UserError(f"{what} must be one per sample, shape [{n}]; got {tuple(y.shape)}")
+    if y.is_floating_point():
+        bad = ~torch.isfinite(y) | (y != y.round())
+        if bool(bad.any()):
+            raise UserError(
+                f"{what} must be integers; {int(bad.sum())} value(s) are not, e.g. {float(y[bad][0])}"
+            )
+    y = y.to(torch.int64)
+    if n and int(y.min()) < 0:
+        raise UserError(f"{what} must be class indices ≥ 0; got {int(y.min())}")
+    if n and n_classes and int(y.max()) >= n_classes:
+        raise UserError(f"{what} must be < n_classes = {n_classes}; got {int(y.max())}")
+    return y
 
 
 def load_digits() -> tuple[Tensor, Tensor]:
@@ -191,9 +228,14 @@ class FolderImages(Dataset[Tensor]):
     converted to gray (``channels=1``) or RGB (3). Files PIL cannot read are skipped with one warning that
     counts them; a folder with no readable image is an error. Decoding happens in ``__getitem__``, so a
     ``DataLoader``'s workers share it.
+
+    ``labelled=True``: every image must lie in a sub-folder of ``root`` (at any depth below it), one
+    sub-folder per class; ``classes`` are the sub-folder names sorted, ``labels [N]`` their indices (the
+    ``ImageFolder`` convention). The file order is the same as without labels. A class folder without a
+    readable image, or an image directly in ``root``, is an error.
     """
 
-    def __init__(self, root: str | Path, resolution: int, channels: int) -> None:
+    def __init__(self, root: str | Path, resolution: int, channels: int, *, labelled: bool = False) -> None:
         from PIL import Image
 
         self.root = _directory(root, "folder")
@@ -218,6 +260,31 @@ class FolderImages(Dataset[Tensor]):
         if not self.files:
             found = f"{len(candidates)} image file(s), none readable" if candidates else "no image files"
             raise UserError(f"folder: {found} under {self.root} (looked for {', '.join(IMAGE_SUFFIXES)})")
+        self.classes: list[str] = []
+        self.labels: Tensor | None = None
+        if labelled:
+            self.classes, self.labels = self._class_labels()
+
+    def _class_labels(self) -> tuple[list[str], Tensor]:
+        """Sorted class sub-folder names and the int64 label ``[N]`` of every readable file."""
+        classes = sorted(p.name for p in self.root.iterdir() if p.is_dir())
+        loose = [p for p in self.files if len(p.relative_to(self.root).parts) == 1]
+        if loose:
+            raise UserError(
+                f"folder: labelled images must sit in one sub-folder per class; {len(loose)} image(s) "
+                f"lie directly in {self.root}, e.g. {loose[0].name}"
+            )
+        index = {name: k for k, name in enumerate(classes)}
+        labels = torch.tensor(
+            [index[p.relative_to(self.root).parts[0]] for p in self.files], dtype=torch.int64
+        )
+        counts = torch.bincount(labels, minlength=len(classes))
+        empty = [classes[k] for k in range(len(classes)) if counts[k] == 0]
+        if empty:
+            raise UserError(
+                f"folder: class folder(s) {', '.join(empty)} in {self.root} hold no readable image"
+            )
+        return classes, labels
 
     def __len__(self) -> int:
         return len(self.files)
@@ -253,6 +320,8 @@ def _resize_crop(im: Any, size: int) -> Any:
 def vector_shape(path: str | Path) -> tuple[int, int]:
     """``(N, D)`` of a vectors file, read from the ``.npy`` header without loading the data."""
     path = _file(path)
+    if path.suffix == ".npz":
+        return _check_rank(tuple(load_labelled_vectors(path)[0].shape), path)
     if path.suffix == ".npy":
         try:
             array = np.load(path, mmap_mode="r", allow_pickle=False)
@@ -263,17 +332,52 @@ def vector_shape(path: str | Path) -> tuple[int, int]:
 
 
 def load_vectors(path: str | Path) -> Tensor:
-    """A ``.npy`` or ``.pt`` array ``[N, D]`` as float32; other ranks and non-finite values are errors."""
+    """A ``.npy`` or ``.pt`` array ``[N, D]`` as float32; other ranks and non-finite values are errors.
+
+    A ``.npz`` gives its ``x`` array (its labels ``y`` are read by :func:`load_labelled_vectors`).
+    """
     path = _file(path)
+    if path.suffix == ".npz":
+        return load_labelled_vectors(path)[0]
     try:
         if path.suffix == ".npy":
             array = torch.from_numpy(np.load(path, allow_pickle=False))
         else:
             array = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise UserError(
-            f"cannot read {path}: {str(err).splitlines()[0] if str(err) else type(err).__name__}"
-        ) from None
+        raise UserError(f"cannot read {path}: {_first_line(err)}") from None
+    return _check_vectors(array, path)
+
+
+def load_labelled_vectors(path: str | Path, *, n_classes: int = 0) -> tuple[Tensor, Tensor]:
+    """A ``.npz`` with ``x`` (float ``[N, D]``) and ``y`` (integer labels ``[N]``): float32 x, int64 y.
+
+    >>> # np.savez("v.npz", x=x, y=y); load_labelled_vectors("v.npz") -> (x [N, D], y [N])
+    """
+    path = _file(path)
+    if path.suffix != ".npz":
+        raise UserError(f"vectors with labels need a .npz holding x [N, D] and y [N]; got {path.name}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [key for key in ("x", "y") if key not in archive.files]
+            if missing:
+                raise UserError(f"{path} lacks array(s) {', '.join(missing)}; expected x [N, D] and y [N]")
+            x, y = archive["x"], archive["y"]
+    except UserError:
+        raise
+    except Exception as err:
+        raise UserError(f"cannot read {path}: {_first_line(err)}") from None
+    if x.dtype.kind not in "fiu":
+        raise UserError(f"{path}: x must be a numeric array [N, D]; got dtype {x.dtype}")
+    vectors = _check_vectors(torch.from_numpy(x), path)
+    return vectors, check_labels(y, vectors.shape[0], n_classes=n_classes, what=f"{path.name}: y")
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).splitlines()[0] if str(err) else type(err).__name__
+
+
+def _check_vectors(array: object, path: Path) -> Tensor:
     if not isinstance(array, Tensor) or not (array.is_floating_point() or array.dtype in _INT_DTYPES):
         raise UserError(f"{path} must hold one numeric array [N, D]")
     _check_rank(tuple(array.shape), path)
@@ -297,8 +401,10 @@ def _file(path: str | Path) -> Path:
     if not str(path):
         raise UserError("dataset vectors needs --data-path FILE.npy (or .pt; or --set data_path=FILE)")
     path = Path(path)
-    if path.suffix not in (".npy", ".pt"):
-        raise UserError(f"vectors: data_path must be a .npy or .pt file; got {path.name}")
+    if path.suffix not in (".npy", ".pt", ".npz"):
+        raise UserError(
+            f"vectors: data_path must be a .npy or .pt file (or .npz with x and y); got {path.name}"
+        )
     if not path.is_file():
         raise UserError(f"vectors: file not found: {path}")
     return path

@@ -5,6 +5,11 @@ in ``N // batch_size`` full batches (the remainder is dropped, as the official c
 sampler's state is ``(epoch, position)`` plus the augmentation generator's state, so a resumed run sees
 exactly the batches the uninterrupted one would have seen.
 
+Labels (``labels=True``: ``load`` returns ``(data, labels [N])``): ``sampler(with_labels=True)``,
+``sample(n, with_labels=True)`` and ``reference(n, seed=…, with_labels=True)`` return ``(x, y)`` with
+``y`` int64 ``[B]``, the labels of exactly the rows in ``x``. Labels are read by the same indices, so they
+add no random draw: a labelled sampler yields the unlabelled one's images, and has the same state.
+
 In-memory sets are indexed directly; a lazily decoded set (an image folder) goes through one endless
 ``DataLoader`` whose workers decode while the model trains. Augmentations run on the whole batch in the
 main process with the sampler's own ``torch.Generator`` (so workers never hold random state):
@@ -22,7 +27,7 @@ image folder is decoded once in all, not once per process.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, overload
 
 import numpy as np
 import torch
@@ -43,6 +48,19 @@ class ItemSource(Protocol):
 
 
 Source = Tensor | ItemSource
+
+
+class _WithLabels:
+    """A lazily decoded dataset whose items are ``(image, label)``: the ``DataLoader`` collates both."""
+
+    def __init__(self, data: ItemSource, labels: Tensor) -> None:
+        self.data, self.labels = data, labels
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        return self.data[index], self.labels[index]
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> Tensor:
@@ -84,13 +102,17 @@ class ArraySampler:
         dequantize, hflip: the paper's augmentations (images only).
         num_workers: ``DataLoader`` workers for a ``Dataset`` source.
         keep: the rows of every batch this process reads (data parallelism; all rows by default).
+        labels: ``load`` returns ``(data, labels)``, labels ``[N]`` integers in ``0..K−1``, and the
+            ``with_labels=True`` forms return them.
+        n_classes: ``K`` for the labels' range check; 0 takes ``max(labels) + 1``.
 
-    Returns from ``sampler()``: float32 ``[batch_size, ...]`` (``keep``'s rows of it) on ``device``.
+    Returns from ``sampler()``: float32 ``[batch_size, ...]`` (``keep``'s rows of it) on ``device``;
+    from ``sampler(with_labels=True)`` also int64 labels ``[batch_size]`` (the same rows) on ``device``.
     """
 
     def __init__(
         self,
-        load: Callable[[], Source],
+        load: Callable[[], Source] | Callable[[], tuple[Source, Tensor]],
         batch_size: int,
         *,
         seed: int = 0,
@@ -100,8 +122,12 @@ class ArraySampler:
         hflip: bool = False,
         num_workers: int = 0,
         keep: slice | None = None,
+        labels: bool = False,
+        n_classes: int = 0,
     ) -> None:
         self._load = load
+        self.labelled, self._n_classes = labels, n_classes
+        self._labels: Tensor | None = None
         self.keep = keep if keep is not None else slice(None)
         self.batch_size, self.seed, self.device = batch_size, seed, torch.device(device)
         self.images, self.dequantize, self.hflip, self.num_workers = images, dequantize, hflip, num_workers
@@ -113,32 +139,73 @@ class ArraySampler:
     def load(self) -> Source:
         """Read the data now (errors surface here, before a run writes anything)."""
         if self._data is None:
-            data = self._load()
+            loaded = self._load()
+            if self.labelled != isinstance(loaded, tuple):
+                raise ValueError("load must return (data, labels) exactly when labels=True")
+            data = loaded[0] if isinstance(loaded, tuple) else loaded
             n = len(data)
             if n < self.batch_size:
                 raise UserError(f"the dataset has {n} samples, fewer than one batch ({self.batch_size})")
+            if isinstance(loaded, tuple):
+                from wgangp.data.images import check_labels
+
+                self._labels = check_labels(loaded[1], n, n_classes=self._n_classes)
             self._data = data
         return self._data
+
+    @property
+    def n_classes(self) -> int:
+        """``K``: the ``n_classes`` given, else the largest label + 1 (loads the data); 0 without labels."""
+        if not self.labelled:
+            return 0
+        if self._n_classes:
+            return self._n_classes
+        self.load()
+        assert self._labels is not None
+        return int(self._labels.max()) + 1
+
+    def _require_labels(self) -> Tensor:
+        if not self.labelled:
+            raise ValueError("this sampler has no labels; build it with labels=True")
+        self.load()
+        assert self._labels is not None
+        return self._labels
 
     def __len__(self) -> int:
         return len(self.load())
 
-    def __call__(self) -> Tensor:
+    @overload
+    def __call__(self, *, with_labels: Literal[False] = ...) -> Tensor: ...
+
+    @overload
+    def __call__(self, *, with_labels: Literal[True]) -> tuple[Tensor, Tensor]: ...
+
+    def __call__(self, *, with_labels: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        if with_labels:
+            self._require_labels()
         if self._batches is None:
             self._batches = self._start()
         raw = next(self._batches)
         self.position += 1
         if self.position == len(self) // self.batch_size:
             self.epoch, self.position = self.epoch + 1, 0
+        if self.labelled:
+            raw, y = raw  # the labels of the same rows, int64 [n]
+            x = self._to_float(raw, augment=True, total=self.batch_size)
+            return (x, y.to(self.device)) if with_labels else x
         return self._to_float(raw, augment=True, total=self.batch_size)
 
     def _start(self) -> Iterator[Any]:
         data = self.load()
         order = _EndlessBatches(len(data), self.batch_size, self.seed, self.epoch, self.position, self.keep)
+        labels = self._labels
         if isinstance(data, Tensor):
+            if labels is not None:
+                return ((data[idx], labels[idx]) for idx in order)
             return (data[idx] for idx in order)
+        source = data if labels is None else _WithLabels(data, labels)
         loader: DataLoader[Tensor] = DataLoader(
-            data,  # type: ignore[arg-type]
+            source,  # type: ignore[arg-type]
             batch_sampler=order,
             num_workers=self.num_workers,
             persistent_workers=False,
@@ -146,17 +213,36 @@ class ArraySampler:
         )
         return iter(loader)
 
-    def sample(self, n: int) -> Tensor:
+    @overload
+    def sample(self, n: int, *, with_labels: Literal[False] = ...) -> Tensor: ...
+
+    @overload
+    def sample(self, n: int, *, with_labels: Literal[True]) -> tuple[Tensor, Tensor]: ...
+
+    def sample(self, n: int, *, with_labels: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         """``n`` random samples (without replacement while ``n ≤ N``), augmented; advances the augment RNG."""
+        labels = self._require_labels() if with_labels else None
         size = len(self)
         idx = torch.cat([torch.randperm(size, generator=self.augment) for _ in range(-(-n // size))])[:n]
-        return self._to_float(self._gather(idx), augment=True)
+        x = self._to_float(self._gather(idx), augment=True)
+        return x if labels is None else (x, labels[idx].to(self.device))
 
-    def reference(self, n: int, *, seed: int) -> Tensor:
-        """Up to ``n`` samples in an order fixed by ``seed``, not augmented; the sampler's state is untouched."""
+    @overload
+    def reference(self, n: int, *, seed: int, with_labels: Literal[False] = ...) -> Tensor: ...
+
+    @overload
+    def reference(self, n: int, *, seed: int, with_labels: Literal[True]) -> tuple[Tensor, Tensor]: ...
+
+    def reference(self, n: int, *, seed: int, with_labels: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        """Up to ``n`` samples in an order fixed by ``seed``, not augmented; the sampler's state is untouched.
+
+        On the CPU, as are their labels (``with_labels=True``).
+        """
+        labels = self._require_labels() if with_labels else None
         size = len(self)
         idx = epoch_order(size, seed, 0)[: min(n, size)]
-        return self._to_float(self._gather(idx), augment=False, device=torch.device("cpu"))
+        x = self._to_float(self._gather(idx), augment=False, device=torch.device("cpu"))
+        return x if labels is None else (x, labels[idx])
 
     def _gather(self, idx: Tensor) -> Tensor:
         data = self.load()

@@ -9,7 +9,8 @@
   first conv, mean-pool-then-conv shortcut).
 - :func:`norm_layer` — ``batch`` (generators only), ``layer`` (per-sample LayerNorm over C, H, W with a
   per-channel scale and shift, tflib's ``Layernorm(name, [1, 2, 3])``; implemented as ``GroupNorm(1, C)``,
-  which is exactly that) or ``none``.
+  which is exactly that) or ``none``; ``batch`` with ``n_classes > 0`` is a
+  :class:`~wgangp.models.conditional.ConditionalBatchNorm` (class-conditional generators).
 
 2×2 mean pooling is written as a reshape-mean: the same numbers as ``avg_pool2d`` with a cheaper backward
 (the pooling backward kernel was a large share of the ResNet critic's GPU time in an H200 profile;
@@ -22,6 +23,8 @@ from typing import Literal
 
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from wgangp.models.conditional import ConditionalBatchNorm, LabelSequential
 
 __all__ = [
     "ConvMeanPool",
@@ -37,14 +40,17 @@ __all__ = [
 Norm = Literal["none", "layer", "batch"]
 
 
-def norm_layer(kind: Norm, channels: int) -> nn.Module:
-    """A normalisation over ``channels`` feature maps; ``layer`` never mixes samples, ``batch`` does."""
+def norm_layer(kind: Norm, channels: int, n_classes: int = 0) -> nn.Module:
+    """A normalisation over ``channels`` feature maps; ``layer`` never mixes samples, ``batch`` does.
+
+    ``n_classes > 0`` makes ``batch`` class-conditional (per-class γ, β; called as ``layer(x, labels)``).
+    """
     if kind == "none":
         return nn.Identity()
     if kind == "layer":
         return nn.GroupNorm(1, channels)
     if kind == "batch":
-        return nn.BatchNorm2d(channels)
+        return ConditionalBatchNorm(channels, n_classes) if n_classes else nn.BatchNorm2d(channels)
     raise ValueError(f"norm must be none, layer or batch; got {kind!r}")
 
 
@@ -94,6 +100,8 @@ class ResidualBlock(nn.Module):
     ``resample="down"``: conv₁ a conv (in → in), conv₂ a :class:`ConvMeanPool` (in → out).
     ``resample=None``: conv₁ in → out, conv₂ out → out. The shortcut is the identity when the shape is kept,
     else the same resampling with a 1×1 conv. Shapes: ``[N, C_in, H, W] -> [N, C_out, H', W']``.
+    ``n_classes > 0`` with ``norm="batch"``: both norms are conditional and ``forward(x, labels)``
+    (``takes_labels``), as in the official conditional generator.
     """
 
     def __init__(
@@ -104,6 +112,7 @@ class ResidualBlock(nn.Module):
         resample: Literal["up", "down"] | None = None,
         norm: Norm = "none",
         kernel_size: int = 3,
+        n_classes: int = 0,
     ) -> None:
         super().__init__()
         k, pad = kernel_size, kernel_size // 2
@@ -130,11 +139,20 @@ class ResidualBlock(nn.Module):
         else:
             raise ValueError(f"resample must be 'up', 'down' or None; got {resample!r}")
         self.shortcut = shortcut
-        self.residual = nn.Sequential(
-            norm_layer(norm, in_channels), nn.ReLU(), conv1, norm_layer(norm, mid), nn.ReLU(), conv2
+        self.takes_labels = bool(n_classes) and norm == "batch"
+        kind = LabelSequential if self.takes_labels else nn.Sequential
+        self.residual = kind(
+            norm_layer(norm, in_channels, n_classes),
+            nn.ReLU(),
+            conv1,
+            norm_layer(norm, mid, n_classes),
+            nn.ReLU(),
+            conv2,
         )
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        if self.takes_labels:
+            return self.shortcut(x) + self.residual(x, labels)
         return self.shortcut(x) + self.residual(x)
 
 

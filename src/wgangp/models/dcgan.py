@@ -15,6 +15,12 @@ Critic: ``k`` convs 5×5 stride 2 with widths ``W, 2W, …`` and LeakyReLU(0.2),
 never BatchNorm (the per-sample gradient penalty needs samples that do not interact).
 
 Supported resolutions: 28, and powers of two from 8 to 256.
+
+Class-conditional (``n_classes > 0``, :mod:`wgangp.models.conditional`): with ``norm="batch"`` every
+generator BatchNorm becomes a :class:`~wgangp.models.conditional.ConditionalBatchNorm`; with
+``norm="none"`` (gan_mnist.py's generator) the labels enter as ``[z, onehot(y)]``. The critic gets
+AC-GAN or projection heads on its flattened last map. ``n_classes=0`` builds the unconditional networks
+exactly (same modules, same random draws).
 """
 
 from __future__ import annotations
@@ -26,6 +32,15 @@ import torch
 from torch import Tensor, nn
 
 from wgangp.models.blocks import norm_layer
+from wgangp.models.conditional import (
+    ConditionalBatchNorm,
+    Conditioning,
+    CriticHeads,
+    LabelSequential,
+    check_label_input,
+    check_n_classes,
+    one_hot_concat,
+)
 from wgangp.models.init import init_weights_
 
 __all__ = ["DCGANCritic", "DCGANGenerator", "dcgan_steps"]
@@ -41,7 +56,7 @@ def dcgan_steps(resolution: int) -> int:
 
 
 class DCGANGenerator(nn.Module):
-    """``G(z)``: ``[N, latent_dim] -> [N, channels, resolution, resolution]`` in (−1, 1).
+    """``G(z)``: ``[N, latent_dim] -> [N, channels, resolution, resolution]`` in (−1, 1); ``G(z, y)`` if conditional.
 
     >>> DCGANGenerator(128, channels=1, resolution=28, width=8)(torch.randn(2, 128)).shape
     torch.Size([2, 1, 28, 28])
@@ -55,30 +70,46 @@ class DCGANGenerator(nn.Module):
         resolution: int = 32,
         width: int = 128,
         norm: Literal["none", "batch"] = "batch",
+        n_classes: int = 0,
     ) -> None:
         super().__init__()
         steps = dcgan_steps(resolution)
         self.latent_dim, self.resolution = latent_dim, resolution
+        self.n_classes = check_n_classes(n_classes)
+        self.label_norms = bool(self.n_classes) and norm == "batch"  # else labels join z (one-hot)
+        in_dim = latent_dim + (self.n_classes if self.n_classes and not self.label_norms else 0)
+        norm_classes = self.n_classes if self.label_norms else 0
+        sequential = LabelSequential if self.label_norms else nn.Sequential
         self.top = width * 2 ** (steps - 1)
-        self.input = nn.Sequential(nn.Linear(latent_dim, 4 * 4 * self.top), _norm1d(norm, 4 * 4 * self.top))
+        self.input = sequential(
+            nn.Linear(in_dim, 4 * 4 * self.top), _norm1d(norm, 4 * 4 * self.top, norm_classes)
+        )
         ups: list[nn.Module] = []
         c = self.top
         for i in range(steps - 1):
-            ups += [_deconv(c, c // 2), norm_layer(norm, c // 2), nn.ReLU()]
+            ups += [_deconv(c, c // 2), norm_layer(norm, c // 2, norm_classes), nn.ReLU()]
             if resolution == 28 and i == 0:
                 ups.append(_Crop(7))
             c //= 2
-        self.body = nn.Sequential(*ups)
+        self.body = sequential(*ups)
         self.output = _deconv(c, channels)
         init_weights_(self, glorot=[self.output])
 
-    def forward(self, z: Tensor) -> Tensor:
+    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        check_label_input(self.n_classes, labels, z.shape[0])
+        if labels is not None and self.label_norms:
+            x = torch.relu(self.input(z, labels)).view(z.shape[0], self.top, 4, 4)
+            return torch.tanh(self.output(self.body(x, labels)))
+        if labels is not None:
+            z = one_hot_concat(z, labels, self.n_classes)  # [N, latent_dim + K]
         x = torch.relu(self.input(z)).view(z.shape[0], self.top, 4, 4)  # [N, top, 4, 4]
         return torch.tanh(self.output(self.body(x)))  # [N, C, R, R]
 
 
 class DCGANCritic(nn.Module):
-    """``D(x)``: ``[N, channels, resolution, resolution] -> [N]``, an unbounded score.
+    """``D(x)``: ``[N, channels, resolution, resolution] -> [N]``, an unbounded score; ``D(x, y)`` if conditional.
+
+    ``n_classes > 0``: the heads of ``conditioning`` on ``φ(x)``, the flattened last map ``[N, 16·top]``.
 
     >>> DCGANCritic(channels=1, resolution=28, width=8)(torch.randn(2, 1, 28, 28)).shape
     torch.Size([2])
@@ -91,10 +122,13 @@ class DCGANCritic(nn.Module):
         resolution: int = 32,
         width: int = 128,
         norm: Literal["none", "layer"] = "none",
+        n_classes: int = 0,
+        conditioning: Conditioning = "acgan",
     ) -> None:
         super().__init__()
         if norm not in ("none", "layer"):
             raise ValueError(f"critic norm must be none or layer (never BatchNorm); got {norm!r}")
+        self.n_classes = check_n_classes(n_classes)
         steps = dcgan_steps(resolution)
         layers: list[nn.Module] = []
         c_in, c_out = channels, width
@@ -107,9 +141,27 @@ class DCGANCritic(nn.Module):
         self.body = nn.Sequential(*layers)
         self.output = nn.Linear(4 * 4 * c_in, 1)
         init_weights_(self, glorot=[self.output])
+        # After init_weights_ and the unconditional layers: their random draws are as without classes.
+        self.heads = CriticHeads(4 * 4 * c_in, self.n_classes, conditioning) if self.n_classes else None
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.output(self.body(x).flatten(1)).squeeze(-1)  # [N, C, R, R] -> [N, top·16] -> [N]
+    def features(self, x: Tensor) -> Tensor:
+        """``φ(x)``: ``[N, C, R, R] -> [N, top·16]``."""
+        return self.body(x).flatten(1)
+
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        if self.heads is None:
+            check_label_input(0, labels, x.shape[0])
+            return self.output(self.body(x).flatten(1)).squeeze(-1)  # [N, C, R, R] -> [N, top·16] -> [N]
+        check_label_input(self.n_classes, labels, x.shape[0], needed=self.heads.conditioning == "projection")
+        h = self.features(x)
+        return self.heads.score(self.output(h).squeeze(-1), h, labels)
+
+    def score_and_logits(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """AC-GAN: the score ``[N]`` and class logits ``[N, K]`` from one pass through the body."""
+        if self.heads is None:
+            raise ValueError("an unconditional critic has no classifier head")
+        h = self.features(x)
+        return self.output(h).squeeze(-1), self.heads.logits(h)
 
 
 def _deconv(c_in: int, c_out: int) -> nn.ConvTranspose2d:
@@ -117,8 +169,10 @@ def _deconv(c_in: int, c_out: int) -> nn.ConvTranspose2d:
     return nn.ConvTranspose2d(c_in, c_out, 5, stride=2, padding=2, output_padding=1)
 
 
-def _norm1d(kind: str, features: int) -> nn.Module:
-    return nn.BatchNorm1d(features) if kind == "batch" else nn.Identity()
+def _norm1d(kind: str, features: int, n_classes: int = 0) -> nn.Module:
+    if kind != "batch":
+        return nn.Identity()
+    return ConditionalBatchNorm(features, n_classes, dims=1) if n_classes else nn.BatchNorm1d(features)
 
 
 class _Crop(nn.Module):

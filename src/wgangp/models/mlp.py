@@ -10,6 +10,11 @@ Initialisation (``init=``):
 - ``"pytorch"`` (default): PyTorch's ``nn.Linear`` default, weights and biases ``U(±1/√fan_in)``.
 - ``"official"``: what ``gan_toy.py`` does through ``tflib``: hidden layers He-uniform
   (std ``√(2/fan_in)``), the output layer Glorot-uniform (std ``√(2/(fan_in + fan_out))``), zero biases.
+
+Class-conditional (``n_classes > 0``, :mod:`wgangp.models.conditional`): the generator reads
+``[z, onehot(y)]`` (its first layer's extra ``K`` columns are a learned class embedding added to the
+first hidden pre-activation); the critic gets AC-GAN or projection heads on its last hidden layer.
+``n_classes=0`` builds exactly the unconditional networks (same modules, same random draws).
 """
 
 from __future__ import annotations
@@ -20,6 +25,14 @@ from typing import Literal
 
 import torch
 from torch import Tensor, nn
+
+from wgangp.models.conditional import (
+    Conditioning,
+    CriticHeads,
+    check_label_input,
+    check_n_classes,
+    one_hot_concat,
+)
 
 __all__ = ["MLPCritic", "MLPGenerator"]
 
@@ -57,7 +70,8 @@ def _official_init_(linears: list[nn.Linear]) -> None:
 class MLPGenerator(nn.Module):
     """``G(z) = W_out · ReLU(… ReLU(W_1 z + b_1) …) + b_out``: ``depth`` hidden ReLU layers of ``width``.
 
-    No output activation, as in ``gan_toy.py``. Input ``z``: ``[N, latent_dim]``, output ``[N, out_dim]``.
+    No output activation, as in ``gan_toy.py``. Input ``z``: ``[N, latent_dim]``, output ``[N, out_dim]``;
+    with ``n_classes > 0`` also labels ``[N]``: ``G(z, y) = G'([z, onehot(y)])``.
 
     >>> MLPGenerator()(torch.randn(4, 2)).shape
     torch.Size([4, 2])
@@ -71,6 +85,7 @@ class MLPGenerator(nn.Module):
         width: int = 512,
         depth: int = 3,
         init: MLPInit = "pytorch",
+        n_classes: int = 0,
     ) -> None:
         super().__init__()
         self.latent_dim = _positive_int(latent_dim, "latent_dim")
@@ -78,8 +93,9 @@ class MLPGenerator(nn.Module):
         width = _positive_int(width, "width")
         depth = _positive_int(depth, "depth")
         _check_init(init)
+        self.n_classes = check_n_classes(n_classes)
         layers: list[nn.Module] = []
-        fan_in = self.latent_dim
+        fan_in = self.latent_dim + self.n_classes
         for _ in range(depth):
             layers += [nn.Linear(fan_in, width), nn.ReLU()]
             fan_in = width
@@ -88,7 +104,13 @@ class MLPGenerator(nn.Module):
         if init == "official":
             _official_init_([m for m in self.net if isinstance(m, nn.Linear)])
 
-    def forward(self, z: Tensor) -> Tensor:
+    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        if self.n_classes:
+            check_label_input(self.n_classes, labels, z.shape[0])
+            assert labels is not None
+            z = one_hot_concat(z, labels, self.n_classes)  # [N, latent_dim + K]
+        elif labels is not None:
+            check_label_input(0, labels, z.shape[0])
         return self.net(z)  # [N, latent_dim] -> [N, out_dim]
 
 
@@ -97,7 +119,8 @@ class MLPCritic(nn.Module):
 
     ``norm="layer"`` puts a LayerNorm after each hidden Linear (the paper's recommended critic
     normalisation, Sec. 4); never BatchNorm. No output activation: a Wasserstein critic outputs a score.
-    Input ``x``: ``[N, in_dim]``, output ``[N]``.
+    Input ``x``: ``[N, in_dim]``, output ``[N]``. ``n_classes > 0``: ``critic(x, y)`` with the heads of
+    ``conditioning`` on the last hidden layer ``φ(x) [N, width]`` (:class:`~wgangp.models.conditional.CriticHeads`).
 
     >>> MLPCritic()(torch.randn(4, 2)).shape
     torch.Size([4])
@@ -111,6 +134,8 @@ class MLPCritic(nn.Module):
         depth: int = 3,
         norm: Literal["none", "layer"] = "none",
         init: MLPInit = "pytorch",
+        n_classes: int = 0,
+        conditioning: Conditioning = "acgan",
     ) -> None:
         super().__init__()
         self.in_dim = _positive_int(in_dim, "in_dim")
@@ -131,6 +156,28 @@ class MLPCritic(nn.Module):
         self.net = nn.Sequential(*layers)
         if init == "official":
             _official_init_([m for m in self.net if isinstance(m, nn.Linear)])
+        self.n_classes = check_n_classes(n_classes)
+        # After the unconditional layers, so those get the same random draws as without classes.
+        self.heads = CriticHeads(width, self.n_classes, conditioning) if self.n_classes else None
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x).squeeze(-1)  # [N, in_dim] -> [N, 1] -> [N]
+    def features(self, x: Tensor) -> Tensor:
+        """``φ(x)``: the last hidden layer, ``[N, in_dim] -> [N, width]``."""
+        *body, _ = self.net
+        for layer in body:
+            x = layer(x)
+        return x
+
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        if self.heads is None:
+            check_label_input(0, labels, x.shape[0])
+            return self.net(x).squeeze(-1)  # [N, in_dim] -> [N, 1] -> [N]
+        check_label_input(self.n_classes, labels, x.shape[0], needed=self.heads.conditioning == "projection")
+        h = self.features(x)  # [N, width]
+        return self.heads.score(self.net[-1](h).squeeze(-1), h, labels)
+
+    def score_and_logits(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """AC-GAN: the score ``[N]`` and class logits ``[N, K]`` from one pass through the body."""
+        if self.heads is None:
+            raise ValueError("an unconditional critic has no classifier head")
+        h = self.features(x)
+        return self.net[-1](h).squeeze(-1), self.heads.logits(h)

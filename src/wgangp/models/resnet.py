@@ -16,6 +16,13 @@ Reference: Gulrajani et al. 2017 (arXiv:1704.00028), Appendix F (Table 4) and ig
   blocks (the paper's 64×64 critic) or none.
 
 Supported resolutions: powers of two from 8 (``resnet`` critic: from 16) to 256.
+
+Class-conditional (``n_classes > 0``; the official gan_cifar_resnet.py with ``CONDITIONAL`` and
+``ACGAN``, the paper's Table 3): the generator still reads ``z`` only, and the labels enter through
+conditional BatchNorm at both norms of every up-block (the output BatchNorm stays plain); with
+``norm="none"`` they join z as ``[z, onehot(y)]``. The critic gets AC-GAN or projection heads on its
+pooled features (``cifar``) or flattened 4×4 map (``pyramid``). ``n_classes=0`` builds the
+unconditional networks exactly.
 """
 
 from __future__ import annotations
@@ -27,6 +34,14 @@ import torch
 from torch import Tensor, nn
 
 from wgangp.models.blocks import OptimizedFirstBlock, ResidualBlock, norm_layer
+from wgangp.models.conditional import (
+    Conditioning,
+    CriticHeads,
+    LabelSequential,
+    check_label_input,
+    check_n_classes,
+    one_hot_concat,
+)
 from wgangp.models.init import init_weights_
 
 __all__ = ["ResNetCritic", "ResNetGenerator", "resnet_steps"]
@@ -53,7 +68,7 @@ def _widths(width: int, steps: int, variant: Variant) -> list[int]:
 
 
 class ResNetGenerator(nn.Module):
-    """``G(z)``: ``[N, latent_dim] -> [N, channels, resolution, resolution]`` in (−1, 1).
+    """``G(z)``: ``[N, latent_dim] -> [N, channels, resolution, resolution]`` in (−1, 1); ``G(z, y)`` if conditional.
 
     >>> ResNetGenerator(16, channels=3, resolution=16, width=8)(torch.randn(2, 16)).shape
     torch.Size([2, 3, 16, 16])
@@ -68,27 +83,46 @@ class ResNetGenerator(nn.Module):
         width: int = 128,
         variant: Variant = "cifar",
         norm: Literal["none", "batch"] = "batch",
+        n_classes: int = 0,
     ) -> None:
         super().__init__()
         steps = resnet_steps(resolution, "pyramid")  # the generator itself works from 8×8 up
         widths = _widths(width, steps, variant)
         self.latent_dim, self.top = latent_dim, widths[0]
-        self.input = nn.Linear(latent_dim, 4 * 4 * widths[0])
-        self.blocks = nn.Sequential(
-            *(ResidualBlock(widths[i], widths[i + 1], resample="up", norm=norm) for i in range(steps))
+        self.n_classes = check_n_classes(n_classes)
+        self.label_norms = bool(self.n_classes) and norm == "batch"  # else labels join z (one-hot)
+        in_dim = latent_dim + (self.n_classes if self.n_classes and not self.label_norms else 0)
+        self.input = nn.Linear(in_dim, 4 * 4 * widths[0])
+        sequential = LabelSequential if self.label_norms else nn.Sequential
+        block_classes = self.n_classes if self.label_norms else 0
+        self.blocks = sequential(
+            *(
+                ResidualBlock(widths[i], widths[i + 1], resample="up", norm=norm, n_classes=block_classes)
+                for i in range(steps)
+            )
         )
         self.output = nn.Sequential(
             norm_layer(norm, widths[-1]), nn.ReLU(), nn.Conv2d(widths[-1], channels, 3, padding=1)
         )
         init_weights_(self, glorot=[*_shortcuts(self), self.output[-1]])
 
-    def forward(self, z: Tensor) -> Tensor:
+    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        check_label_input(self.n_classes, labels, z.shape[0])
+        if labels is not None and self.label_norms:
+            x = self.input(z).view(z.shape[0], self.top, 4, 4)
+            return torch.tanh(self.output(self.blocks(x, labels)))
+        if labels is not None:
+            z = one_hot_concat(z, labels, self.n_classes)  # [N, latent_dim + K]
         x = self.input(z).view(z.shape[0], self.top, 4, 4)  # [N, W0, 4, 4]
         return torch.tanh(self.output(self.blocks(x)))  # [N, C, R, R]
 
 
 class ResNetCritic(nn.Module):
     """``D(x)``: ``[N, channels, resolution, resolution] -> [N]``; ``norm`` none or layer, never BatchNorm.
+
+    ``n_classes > 0``: ``D(x, y)`` with the heads of ``conditioning`` on ``φ(x)``, the pooled features
+    ``[N, W]`` (``cifar``: AC-GAN's ``Linear(128 → K)`` beside the score as in Table 3) or the flattened
+    4×4 map (``pyramid``).
 
     >>> ResNetCritic(channels=3, resolution=16, width=8)(torch.randn(2, 3, 16, 16)).shape
     torch.Size([2])
@@ -102,10 +136,13 @@ class ResNetCritic(nn.Module):
         width: int = 128,
         variant: Variant = "cifar",
         norm: Literal["none", "layer"] = "none",
+        n_classes: int = 0,
+        conditioning: Conditioning = "acgan",
     ) -> None:
         super().__init__()
         if norm not in ("none", "layer"):
             raise ValueError(f"critic norm must be none or layer (never BatchNorm); got {norm!r}")
+        self.n_classes = check_n_classes(n_classes)
         steps = resnet_steps(resolution, variant)
         self.variant = variant
         blocks: list[nn.Module]
@@ -125,12 +162,31 @@ class ResNetCritic(nn.Module):
             self.blocks = nn.Sequential(*blocks)
             self.output = nn.Linear(4 * 4 * widths[-1], 1)
         init_weights_(self, glorot=[*_shortcuts(self), self.output])
+        # After init_weights_ and the unconditional layers: their random draws are as without classes.
+        features = self.output.in_features
+        self.heads = CriticHeads(features, self.n_classes, conditioning) if self.n_classes else None
 
-    def forward(self, x: Tensor) -> Tensor:
+    def features(self, x: Tensor) -> Tensor:
+        """``φ(x)``: pooled features ``[N, W]`` (cifar) or the flattened 4×4 map ``[N, 16·8W]`` (pyramid)."""
         h = self.blocks(x)  # [N, C', 8, 8] (cifar) or [N, 8W, 4, 4] (pyramid)
         if self.variant == "cifar":
             h = torch.relu(h).mean(dim=(2, 3))  # global mean pool: [N, W]
-        return self.output(h.flatten(1)).squeeze(-1)  # [N]
+        return h.flatten(1)
+
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        if self.heads is None:
+            check_label_input(0, labels, x.shape[0])
+            return self.output(self.features(x)).squeeze(-1)  # [N]
+        check_label_input(self.n_classes, labels, x.shape[0], needed=self.heads.conditioning == "projection")
+        h = self.features(x)
+        return self.heads.score(self.output(h).squeeze(-1), h, labels)
+
+    def score_and_logits(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """AC-GAN: the score ``[N]`` and class logits ``[N, K]`` from one pass through the body."""
+        if self.heads is None:
+            raise ValueError("an unconditional critic has no classifier head")
+        h = self.features(x)
+        return self.output(h).squeeze(-1), self.heads.logits(h)
 
 
 def _shortcuts(model: nn.Module) -> list[nn.Module]:
