@@ -631,14 +631,9 @@ BAD_ARGUMENTS = [
     pytest.param(_CRITIC, (_REAL, None), {}, "needs fake", id="missing-fake-interpolates"),
     pytest.param(_CRITIC, (_REAL, None), {"at": "fake"}, "needs fake", id="missing-fake-at-fake"),
     pytest.param(lambda x: x.sum(), (_REAL[0], _FAKE[0]), {}, "batched", id="unbatched"),
-    pytest.param(nn.Linear(4, 2), (_REAL, _FAKE), {}, "one score per sample", id="two-scores-per-sample"),
-    pytest.param(
-        lambda x: x.sum(),
-        (_REAL, _FAKE),
-        {},
-        "one score per sample",
-        id="scalar-score",
-    ),
+    pytest.param(lambda x: x.sum(), (_REAL, _FAKE), {}, r"scores \[N, \.\.\.\]", id="scalar-score"),
+    pytest.param(lambda x: x.sum(0), (_REAL, _FAKE), {}, r"with N = 8", id="scores-not-per-sample"),
+    pytest.param(_CRITIC, (_REAL, _FAKE), {"score_map": "mean"}, "score_map must be one of", id="unknown-map"),
 ]
 
 
