@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 import torch
@@ -931,7 +932,7 @@ def per_location_reference(critic: CriticFn, points: Tensor, target: float = 1.0
         for j in range(scores.numel()):
             (grad,) = torch.autograd.grad(scores[j], point, create_graph=True)
             norms.append(grad.flatten().norm())
-    stacked = torch.stack(norms).reshape((points.shape[0],) + tuple(critic(points[:1]).shape[1:]))
+    stacked = torch.stack(norms).reshape((points.shape[0], *tuple(critic(points[:1]).shape[1:])))
     return ((stacked - target) ** 2).mean(), stacked
 
 
@@ -968,7 +969,7 @@ def test_linear_score_map_closed_forms(score_shape: tuple[int, ...], kind: str, 
     # D(x)_j = W_j · x: the sum has gradient Σ_j W_j, location j has gradient W_j.
     locations = math.prod(score_shape)
     w = make_batch((locations, 6), dtype, 4) * 0.6
-    critic = lambda x: (x.flatten(1) @ w.T).reshape((-1,) + score_shape)  # noqa: E731
+    critic = lambda x: (x.flatten(1) @ w.T).reshape((-1, *score_shape))  # noqa: E731
     real, fake = make_batch((8, 2, 3), dtype, 1), make_batch((8, 2, 3), dtype, 2)
 
     def term(norm: Tensor) -> Tensor:
@@ -984,7 +985,7 @@ def test_linear_score_map_closed_forms(score_shape: tuple[int, ...], kind: str, 
     torch.testing.assert_close(summed, term(w.sum(0).norm()), **TOL[dtype])
     torch.testing.assert_close(per_location, term(w.norm(dim=1)).mean(), **TOL[dtype])
     torch.testing.assert_close(
-        norms, w.norm(dim=1).reshape(score_shape).expand((8,) + score_shape), **TOL[dtype]
+        norms, w.norm(dim=1).reshape(score_shape).expand((8, *score_shape)), **TOL[dtype]
     )
 
 
@@ -1228,11 +1229,9 @@ BAD_TUPLES = [
 
 
 @pytest.mark.parametrize(("real", "fake", "kwargs", "match"), BAD_TUPLES)
-def test_bad_tuples_raise_value_error(
-    real: object, fake: object, kwargs: dict[str, object], match: str
-) -> None:
+def test_bad_tuples_raise_value_error(real: Any, fake: Any, kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        gradient_penalty(lambda *x: x[0].sum(1), real, fake, **kwargs)  # type: ignore[arg-type]
+        gradient_penalty(lambda *x: x[0].sum(1), real, fake, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------------------
