@@ -227,7 +227,7 @@ def _probe_double_backward(
             if clear is None:
                 raise
             raise clear from error
-    _mark_probed(critic, device)
+        _mark_probed(critic, device)  # only once a double backward actually ran (not under no_grad)
 
 
 @contextlib.contextmanager
