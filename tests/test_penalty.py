@@ -7,16 +7,22 @@ same ``torch.Generator`` state), and every comparison is two-sided (``torch.test
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 import torch
 from scipy import stats
 from torch import Tensor, nn
+from torch.nn import functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from wgangp import reference
+from wgangp.errors import UserError
 from wgangp.penalty import (
+    Rows,
+    check_critic,
     dragan_points,
     gradient_penalty,
     interpolate,
@@ -631,13 +637,10 @@ BAD_ARGUMENTS = [
     pytest.param(_CRITIC, (_REAL, None), {}, "needs fake", id="missing-fake-interpolates"),
     pytest.param(_CRITIC, (_REAL, None), {"at": "fake"}, "needs fake", id="missing-fake-at-fake"),
     pytest.param(lambda x: x.sum(), (_REAL[0], _FAKE[0]), {}, "batched", id="unbatched"),
-    pytest.param(nn.Linear(4, 2), (_REAL, _FAKE), {}, "one score per sample", id="two-scores-per-sample"),
+    pytest.param(lambda x: x.sum(), (_REAL, _FAKE), {}, r"scores \[N, \.\.\.\]", id="scalar-score"),
+    pytest.param(lambda x: x.sum(0), (_REAL, _FAKE), {}, r"with N = 8", id="scores-not-per-sample"),
     pytest.param(
-        lambda x: x.sum(),
-        (_REAL, _FAKE),
-        {},
-        "one score per sample",
-        id="scalar-score",
+        _CRITIC, (_REAL, _FAKE), {"score_map": "mean"}, "score_map must be one of", id="unknown-map"
     ),
 ]
 
@@ -870,3 +873,520 @@ def test_cuda_matches_cpu_for_the_same_inputs_and_epsilon(at: str) -> None:
     assert penalty.device.type == "cuda"
     torch.testing.assert_close(norms.cpu(), expected_norms, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(penalty.cpu(), ((expected_norms - 1) ** 2).mean(), rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 15. Score maps: critics returning [N, ...] (PatchGAN), summed (the seed's choice) or per location.
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_tf_gan_unit_test_value_nine() -> None:
+    # TF-GAN's unit test: D(x) = 2x on an input of shape [1, 4]; ∇_x Σ_j 2 x_j = (2, 2, 2, 2), norm 4, (4 − 1)² = 9.
+    real, fake = torch.ones(1, 4), torch.zeros(1, 4)
+
+    penalty = gradient_penalty(lambda x: 2 * x, real, fake, generator=gen())
+    per_location = gradient_penalty(lambda x: 2 * x, real, fake, generator=gen(), score_map="per-location")
+
+    torch.testing.assert_close(penalty, torch.tensor(9.0), rtol=0, atol=0)
+    torch.testing.assert_close(per_location, torch.tensor(1.0), rtol=0, atol=0)  # each ‖2 e_j‖ = 2
+
+
+def patch_critic(channels: int = 3) -> nn.Sequential:
+    """A PatchGAN-like critic: [N, C, 8, 8] -> [N, 1, 2, 2]."""
+    return nn.Sequential(
+        nn.Conv2d(channels, 8, 4, stride=2, padding=1),
+        nn.LeakyReLU(0.2),
+        nn.Conv2d(8, 8, 4, stride=2, padding=1),
+        nn.LeakyReLU(0.2),
+        nn.Conv2d(8, 1, 3, padding=1),
+    )
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("seed", [0, 3])
+def test_patch_critic_sum_equals_the_seed_function(seed: int, dtype: torch.dtype) -> None:
+    with default_dtype(dtype):
+        torch.manual_seed(seed)
+        critic = patch_critic()
+        real, fake = make_batch((5, 3, 8, 8), dtype, seed), make_batch((5, 3, 8, 8), dtype, seed + 1)
+        params = list(critic.parameters())
+
+        torch.manual_seed(seed)
+        expected = seed_gradient_penalty(critic, real, fake)  # grad_outputs=ones_like(d) on [N, 1, 2, 2]
+        expected_grads = torch.autograd.grad(expected, params, materialize_grads=True)
+        penalty = gradient_penalty(critic, real, fake, generator=gen(seed))
+        grads = torch.autograd.grad(penalty, params, materialize_grads=True)
+
+    assert critic(real).shape == (5, 1, 2, 2)
+    torch.testing.assert_close(penalty, expected, **TOL[dtype])
+    for grad, expected_grad in zip(grads, expected_grads, strict=True):
+        torch.testing.assert_close(grad, expected_grad, **TOL[dtype])
+
+
+def per_location_reference(critic: CriticFn, points: Tensor, target: float = 1.0) -> tuple[Tensor, Tensor]:
+    """One backward per sample and location: ``mean_{i,j} (‖∇_x D_j(x_i)‖ − target)²`` and the norms [N, *S]."""
+    norms = []
+    for x in points:
+        point = x.unsqueeze(0).requires_grad_(True)
+        scores = critic(point).flatten()
+        for j in range(scores.numel()):
+            (grad,) = torch.autograd.grad(scores[j], point, create_graph=True)
+            norms.append(grad.flatten().norm())
+    stacked = torch.stack(norms).reshape((points.shape[0], *tuple(critic(points[:1]).shape[1:])))
+    return ((stacked - target) ** 2).mean(), stacked
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_patch_critic_per_location_equals_a_loop_over_samples_and_locations(dtype: torch.dtype) -> None:
+    with default_dtype(dtype):
+        torch.manual_seed(0)
+        critic = patch_critic()
+    real, fake = make_batch((4, 3, 8, 8), dtype, 1), make_batch((4, 3, 8, 8), dtype, 2)
+    params = list(critic.parameters())
+
+    penalty, norms = gradient_penalty(
+        critic, real, fake, generator=gen(), score_map="per-location", return_norms=True
+    )
+    expected, expected_norms = per_location_reference(critic, hand_interpolates(real, fake, SEED))
+
+    assert norms.shape == (4, 1, 2, 2)
+    torch.testing.assert_close(norms, expected_norms.detach(), **TOL[dtype])
+    torch.testing.assert_close(penalty, expected, **TOL[dtype])
+    for grad, expected_grad in zip(
+        torch.autograd.grad(penalty, params, materialize_grads=True),
+        torch.autograd.grad(expected, params, materialize_grads=True),
+        strict=True,
+    ):
+        torch.testing.assert_close(grad, expected_grad, **TOL[dtype])
+    # Summed and per location differ on a real patch critic: the choice matters.
+    assert (gradient_penalty(critic, real, fake, generator=gen()) - penalty).abs() > 1e-3
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", ["two-sided", "one-sided", "zero-centered"])
+@pytest.mark.parametrize("score_shape", [(3,), (2, 2, 3)], ids=["vector", "map"])
+def test_linear_score_map_closed_forms(score_shape: tuple[int, ...], kind: str, dtype: torch.dtype) -> None:
+    # D(x)_j = W_j · x: the sum has gradient Σ_j W_j, location j has gradient W_j.
+    locations = math.prod(score_shape)
+    w = make_batch((locations, 6), dtype, 4) * 0.6
+    critic = lambda x: (x.flatten(1) @ w.T).reshape((-1, *score_shape))  # noqa: E731
+    real, fake = make_batch((8, 2, 3), dtype, 1), make_batch((8, 2, 3), dtype, 2)
+
+    def term(norm: Tensor) -> Tensor:
+        if kind == "zero-centered":
+            return norm**2
+        return (norm - 1) ** 2 if kind == "two-sided" else torch.clamp(norm - 1, min=0) ** 2
+
+    summed = gradient_penalty(critic, real, fake, kind=kind, generator=gen())
+    per_location, norms = gradient_penalty(
+        critic, real, fake, kind=kind, generator=gen(), score_map="per-location", return_norms=True
+    )
+
+    torch.testing.assert_close(summed, term(w.sum(0).norm()), **TOL[dtype])
+    torch.testing.assert_close(per_location, term(w.norm(dim=1)).mean(), **TOL[dtype])
+    torch.testing.assert_close(
+        norms, w.norm(dim=1).reshape(score_shape).expand((8, *score_shape)), **TOL[dtype]
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 16. Several inputs: one ε per sample for all, the norm over their concatenation, a chosen subset.
+# ---------------------------------------------------------------------------------------------------------
+
+PAIR_SHAPES = [(3, 2, 2), (5,), (1, 3)]  # per-sample shapes of three inputs: image-like, vector, matrix
+
+
+def make_inputs(seed: int, n: int = 6, dtype: torch.dtype = torch.float64) -> tuple[Tensor, ...]:
+    return tuple(make_batch((n, *shape), dtype, seed + i) for i, shape in enumerate(PAIR_SHAPES))
+
+
+def flatten_inputs(inputs: Sequence[Tensor]) -> Tensor:
+    return torch.cat([x.flatten(1) for x in inputs], dim=1)  # [N, Σ D_a]
+
+
+def split_inputs(joint: Tensor) -> tuple[Tensor, ...]:
+    widths = [math.prod(shape) for shape in PAIR_SHAPES]
+    return tuple(
+        part.reshape((-1, *shape))
+        for part, shape in zip(joint.split(widths, dim=1), PAIR_SHAPES, strict=True)
+    )
+
+
+class TupleCritic(nn.Module):
+    """A nonlinear critic of three inputs; ``joint`` is the same network on their flattened concatenation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        width = sum(math.prod(shape) for shape in PAIR_SHAPES)
+        self.net = nn.Sequential(
+            nn.Linear(width, 16), nn.Tanh(), nn.Linear(16, 16), nn.Softplus(), nn.Linear(16, 1)
+        )
+
+    def forward(self, image: Tensor, vector: Tensor, matrix: Tensor) -> Tensor:
+        return self.joint(flatten_inputs((image, vector, matrix)))
+
+    def joint(self, joint: Tensor) -> Tensor:
+        return self.net(joint)
+
+
+def tuple_critic() -> TupleCritic:
+    torch.manual_seed(0)
+    return TupleCritic().double()
+
+
+VARIANTS = [
+    pytest.param({}, id="two-sided"),
+    pytest.param({"kind": "one-sided", "target": 0.05}, id="one-sided"),
+    pytest.param({"kind": "zero-centered", "at": "real"}, id="zero-centered-real"),
+    pytest.param({"kind": "zero-centered", "at": "fake"}, id="zero-centered-fake"),
+    pytest.param({"fraction": 0.5}, id="fraction"),
+]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_several_inputs_equal_one_concatenated_input(variant: dict[str, object]) -> None:
+    critic = tuple_critic()
+    reals, fakes = make_inputs(1), make_inputs(10)
+    params = list(critic.parameters())
+
+    penalty, norms = gradient_penalty(critic, reals, fakes, generator=gen(), return_norms=True, **variant)
+    expected, expected_norms = gradient_penalty(
+        critic.joint,
+        flatten_inputs(reals),
+        flatten_inputs(fakes),
+        generator=gen(),
+        return_norms=True,
+        **variant,
+    )
+
+    torch.testing.assert_close(penalty, expected, rtol=0, atol=0)
+    torch.testing.assert_close(norms, expected_norms, rtol=0, atol=0)
+    for grad, expected_grad in zip(
+        torch.autograd.grad(penalty, params, materialize_grads=True),
+        torch.autograd.grad(expected, params, materialize_grads=True),
+        strict=True,
+    ):
+        torch.testing.assert_close(grad, expected_grad, **TOL[torch.float64])
+
+
+def test_several_inputs_share_one_epsilon_per_sample() -> None:
+    ones = tuple(torch.ones(4000, *shape) for shape in PAIR_SHAPES)
+    zeros = tuple(torch.zeros(4000, *shape) for shape in PAIR_SHAPES)
+    seen: list[tuple[Tensor, ...]] = []
+
+    def critic(*inputs: Tensor) -> Tensor:
+        seen.append(tuple(x.detach() for x in inputs))
+        return sum(x.flatten(1).sum(1) for x in inputs) * 0.0
+
+    gradient_penalty(critic, ones, zeros, generator=gen())
+
+    eps = epsilon(torch.empty(4000, 1), SEED).flatten()  # x̂ = ε·1 + (1 − ε)·0 = ε
+    for x in seen[0]:
+        torch.testing.assert_close(x, eps.view((-1,) + (1,) * (x.ndim - 1)).expand_as(x), rtol=0, atol=0)
+
+
+def test_several_inputs_with_critic_inputs_and_rows() -> None:
+    critic = tuple_critic()
+    reals, fakes = make_inputs(1, n=8), make_inputs(10, n=8)
+    labels = torch.arange(4)
+    scaled = lambda a, b, c, y: critic(a, b, c) * (1 + y[:, None])  # noqa: E731
+    joint = lambda x, y: critic.joint(x) * (1 + y[:, None])  # noqa: E731
+    rows = Rows(4, 8, 12)  # this batch is the rows 4:8 of a global batch of 12
+
+    penalty = gradient_penalty(
+        scaled,
+        tuple(x[:4] for x in reals),
+        tuple(x[:4] for x in fakes),
+        critic_inputs=(labels,),
+        rows=rows,
+        generator=gen(),
+    )
+    expected = gradient_penalty(
+        joint,
+        flatten_inputs(reals)[:4],
+        flatten_inputs(fakes)[:4],
+        critic_inputs=(labels,),
+        rows=rows,
+        generator=gen(),
+    )
+
+    torch.testing.assert_close(penalty, expected, rtol=0, atol=0)
+
+
+def hand_dragan_tuple(reals: Sequence[Tensor], scale: float, seed: int) -> Tensor:
+    """DRAGAN's points on the concatenation: ``u`` drawn for ``[N, Σ D_a]``, the std of each input, one α."""
+    g = torch.Generator().manual_seed(seed)
+    joint = flatten_inputs(reals)
+    u = torch.rand(joint.shape, generator=g, dtype=joint.dtype)
+    std = torch.cat([x.std().expand(math.prod(x.shape[1:])) for x in reals])  # [Σ D_a], per-input std
+    alpha = torch.rand((joint.shape[0], 1), generator=g, dtype=joint.dtype)
+    return joint + alpha * scale * std * u
+
+
+def test_several_inputs_dragan_against_hand_points() -> None:
+    critic = tuple_critic()
+    reals = make_inputs(1)
+    reals = (reals[0] * 3.0, *reals[1:])  # different spreads: std is taken per input
+
+    penalty, norms = gradient_penalty(
+        critic, reals, at="dragan", dragan_scale=0.7, generator=gen(), return_norms=True
+    )
+
+    points = hand_dragan_tuple(reals, 0.7, SEED).requires_grad_(True)
+    (grads,) = torch.autograd.grad(critic.joint(points).sum(), points)
+    torch.testing.assert_close(norms, grads.norm(dim=1), **TOL[torch.float64])
+    torch.testing.assert_close(penalty, ((grads.norm(dim=1) - 1) ** 2).mean(), **TOL[torch.float64])
+
+
+@pytest.mark.parametrize("at", ["interpolates", "real", "fake", "dragan"])
+@pytest.mark.parametrize("wrt", [(0,), (1,), (0, 2)])
+def test_wrt_differentiates_a_subset_and_passes_the_others(at: str, wrt: tuple[int, ...]) -> None:
+    critic = tuple_critic()
+    reals, fakes = make_inputs(1), make_inputs(10)
+    passed_from = fakes if at == "fake" else reals
+    # The reference: a critic of the chosen inputs only, the others fixed at their passed-through values.
+    others = {i: passed_from[i] for i in range(3) if i not in wrt}
+
+    def of_chosen(*chosen: Tensor) -> Tensor:
+        inputs = dict(others) | dict(zip(wrt, chosen, strict=True))
+        return critic(*(inputs[i] for i in range(3)))
+
+    def joint(x: Tensor) -> Tensor:
+        widths = [math.prod(PAIR_SHAPES[i]) for i in wrt]
+        parts = [p.reshape((-1, *PAIR_SHAPES[i])) for p, i in zip(x.split(widths, dim=1), wrt, strict=True)]
+        return of_chosen(*parts)
+
+    chosen_real = [reals[i] for i in wrt]
+    chosen_fake = [fakes[i] for i in wrt]
+    penalty, norms = gradient_penalty(
+        critic, reals, fakes, at=at, wrt=wrt, generator=gen(), return_norms=True
+    )
+    if at == "dragan":
+        points = hand_dragan_tuple(chosen_real, 0.5, SEED).requires_grad_(True)
+        (grads,) = torch.autograd.grad(joint(points).sum(), points)
+        expected_norms = grads.norm(dim=1)
+        expected = ((expected_norms - 1) ** 2).mean()
+        tol = TOL[torch.float64]
+    else:
+        expected, expected_norms = gradient_penalty(
+            joint,
+            flatten_inputs(chosen_real),
+            flatten_inputs(chosen_fake),
+            at=at,
+            generator=gen(),
+            return_norms=True,
+        )
+        tol = {"rtol": 0.0, "atol": 0.0}
+
+    torch.testing.assert_close(norms, expected_norms, **tol)
+    torch.testing.assert_close(penalty, expected, **tol)
+
+
+def test_wrt_leaves_integer_inputs_alone() -> None:
+    # An image and a Bool mask: only the image is interpolated and differentiated.
+    w = make_weight(12, 2.0, torch.float64)
+    critic = lambda x, mask: (x.flatten(1) * mask.flatten(1)) @ w  # noqa: E731
+    real, fake = make_batch((5, 3, 4), torch.float64, 1), make_batch((5, 3, 4), torch.float64, 2)
+    mask = make_batch((5, 3, 4), seed=3) > 0
+
+    penalty, norms = gradient_penalty(
+        critic, (real, mask), (fake, mask), wrt=(0,), generator=gen(), return_norms=True
+    )
+
+    expected_norms = (w.detach() * mask.flatten(1)).norm(dim=1)
+    torch.testing.assert_close(norms, expected_norms, **TOL[torch.float64])
+    torch.testing.assert_close(penalty, ((expected_norms - 1) ** 2).mean(), **TOL[torch.float64])
+
+
+@pytest.mark.parametrize("score_map", ["sum", "per-location"])
+def test_several_inputs_with_a_score_map(score_map: str) -> None:
+    w = make_batch((4, 20), torch.float64, 4)  # D(x)_j = W_j · concat(x): [N, 2, 2]
+    critic = lambda *x: (flatten_inputs(x) @ w.T).reshape(-1, 2, 2)  # noqa: E731
+    reals, fakes = make_inputs(1), make_inputs(10)
+
+    penalty = gradient_penalty(critic, reals, fakes, generator=gen(), score_map=score_map)
+
+    norms = w.sum(0).norm() if score_map == "sum" else w.norm(dim=1)
+    torch.testing.assert_close(penalty, ((norms - 1) ** 2).mean(), **TOL[torch.float64])
+
+
+BAD_TUPLES = [
+    pytest.param((_REAL, _REAL), _FAKE, {}, "both be one tensor or tuples", id="tuple-vs-tensor"),
+    pytest.param((_REAL, _REAL), (_FAKE,), {}, "same length", id="lengths-differ"),
+    pytest.param(
+        (_REAL, _REAL), (_FAKE, _FAKE[:, :2]), {}, r"real\[1\] and fake\[1\] shapes differ", id="shapes"
+    ),
+    pytest.param((_REAL, _REAL[:4]), (_FAKE, _FAKE[:4]), {"wrt": (0,)}, "batch size 8", id="batch-sizes"),
+    pytest.param(
+        (_REAL, _REAL), (_FAKE, _FAKE), {"wrt": (2,)}, "wrt must be distinct indices", id="wrt-range"
+    ),
+    pytest.param(
+        (_REAL, _REAL), (_FAKE, _FAKE), {"wrt": (0, 0)}, "wrt must be distinct indices", id="wrt-twice"
+    ),
+    pytest.param((_REAL, _REAL), (_FAKE, _FAKE), {"wrt": ()}, "wrt must be distinct indices", id="wrt-empty"),
+    pytest.param((), (), {}, "non-empty tuple of tensors", id="empty"),
+]
+
+
+@pytest.mark.parametrize(("real", "fake", "kwargs", "match"), BAD_TUPLES)
+def test_bad_tuples_raise_value_error(real: Any, fake: Any, kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        gradient_penalty(lambda *x: x[0].sum(1), real, fake, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 17. Critics the penalty cannot differentiate, DataParallel, integer inputs.
+# ---------------------------------------------------------------------------------------------------------
+
+
+class AttentionCritic(nn.Module):
+    """Self-attention over a short sequence with the fused kernel (on CPU: flash, no double backward)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(8, 8)
+        self.head = nn.Linear(8, 1)
+
+    def forward(self, x: Tensor) -> Tensor:  # [N, L, 8]
+        h = self.proj(x).unflatten(-1, (2, 4)).transpose(1, 2)  # [N, heads, L, 4]
+        attended = F.scaled_dot_product_attention(h, h, h).transpose(1, 2).flatten(2)
+        return self.head(attended).mean(1)
+
+
+class CdistCritic(nn.Module):
+    """Distances to learned prototypes; ``explicit`` uses the difference norm instead of ``torch.cdist``."""
+
+    def __init__(self, explicit: bool = False) -> None:
+        super().__init__()
+        self.prototypes = nn.Parameter(make_batch((3, 8), seed=7))
+        self.explicit = explicit
+
+    def forward(self, x: Tensor) -> Tensor:  # [N, L, 8]
+        protos = self.prototypes.expand(x.shape[0], -1, -1)
+        if self.explicit:
+            distances = (x[:, :, None, :] - protos[:, None, :, :]).norm(dim=-1)
+        else:
+            distances = torch.cdist(x, protos)  # [N, L, 3]
+        return distances.sum((1, 2))[:, None]
+
+
+def test_cdist_on_this_torch_lacks_a_double_backward_on_small_inputs() -> None:
+    # What PyTorch does on CPU: small inputs take cdist's direct kernel, whose backward has no derivative;
+    # from 25 rows on, the default switches to a matmul form, which has one.
+    x = make_batch((2, 4, 8)).requires_grad_(True)
+    (grad,) = torch.autograd.grad(torch.cdist(x, make_batch((2, 3, 8), seed=1)).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="_cdist_backward"):
+        torch.autograd.grad(grad.square().sum(), x)
+    big = make_batch((2, 30, 8)).requires_grad_(True)
+    (grad,) = torch.autograd.grad(
+        torch.cdist(big, make_batch((2, 30, 8), seed=1)).sum(), big, create_graph=True
+    )
+    assert torch.autograd.grad(grad.square().sum(), big)[0].shape == big.shape
+
+
+NO_DOUBLE_BACKWARD = [
+    pytest.param(AttentionCritic, "attention", "sdpa_kernel", id="fused-sdpa"),
+    pytest.param(CdistCritic, "torch.cdist", "explicit", id="cdist"),
+]
+
+
+@pytest.mark.parametrize(("make_critic", "layer", "fix"), NO_DOUBLE_BACKWARD)
+def test_first_penalty_call_names_the_layer_without_double_backward(
+    make_critic: Callable[[], nn.Module], layer: str, fix: str
+) -> None:
+    torch.manual_seed(0)
+    critic = make_critic()
+    real, fake = make_batch((4, 5, 8), seed=1), make_batch((4, 5, 8), seed=2)
+
+    with pytest.raises(UserError, match=f"{layer}.*no double backward.*{fix}") as caught:
+        gradient_penalty(critic, real, fake, generator=gen())
+    with pytest.raises(UserError, match=layer):
+        check_critic(critic, real)
+
+    assert "\n" not in str(caught.value)
+
+
+def test_the_fixes_the_message_names_work() -> None:
+    torch.manual_seed(0)
+    real, fake = make_batch((4, 5, 8), seed=1), make_batch((4, 5, 8), seed=2)
+    attention = AttentionCritic()
+
+    with sdpa_kernel(SDPBackend.MATH):
+        penalty = gradient_penalty(attention, real, fake, generator=gen())
+        torch.autograd.grad(penalty, list(attention.parameters()), materialize_grads=True)
+    explicit = CdistCritic(explicit=True)
+    penalty = gradient_penalty(explicit, real, fake, generator=gen())
+
+    assert torch.autograd.grad(penalty, explicit.prototypes)[0].shape == (3, 8)
+
+
+def test_the_probe_runs_once_per_critic_and_keeps_the_graph(monkeypatch: pytest.MonkeyPatch) -> None:
+    import wgangp.penalty as penalty_module
+
+    calls: list[int] = []
+    probe = penalty_module._probe_double_backward
+    monkeypatch.setattr(
+        penalty_module, "_probe_double_backward", lambda *args: (calls.append(1), probe(*args))[1]
+    )
+    torch.manual_seed(0)
+    critic, other = mlp_critic(4), mlp_critic(4)
+    real, fake = make_batch((8, 4), seed=1), make_batch((8, 4), seed=2)
+
+    first = gradient_penalty(critic, real, fake, generator=gen())
+    again = gradient_penalty(critic, real, fake, generator=gen())
+    gradient_penalty(critic.forward, real, fake, generator=gen())  # a bound method counts as its module
+    gradient_penalty(other, real, fake, generator=gen())
+    gradient_penalty(mlp_critic(4), real, fake, generator=gen(), create_graph=False)  # nothing to probe
+
+    assert len(calls) == 2
+    torch.testing.assert_close(first, again, rtol=0, atol=0)
+    first.backward()  # the probe kept the graph
+    assert critic[0].weight.grad is not None
+
+
+def test_check_critic_with_an_example_restores_rng_and_buffers() -> None:
+    torch.manual_seed(0)
+    critic = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.BatchNorm1d(8), nn.Linear(8, 1))
+    before = [b.clone() for b in critic.buffers()]
+    state = torch.get_rng_state()
+
+    check_critic(critic, make_batch((8, 4)), allow_batchnorm=True)
+
+    assert torch.equal(torch.get_rng_state(), state)
+    for buffer, saved in zip(critic.buffers(), before, strict=True):
+        assert torch.equal(buffer, saved)
+    with pytest.raises(ValueError, match="BatchNorm"):
+        check_critic(critic, make_batch((8, 4)))
+
+
+def test_check_critic_without_example_keeps_its_old_behaviour(recwarn: pytest.WarningsRecorder) -> None:
+    check_critic(mlp_critic(4))
+    check_critic(lambda x: x.sum(1))
+
+    assert len(recwarn) == 0
+
+
+@pytest.mark.parametrize("nested", [False, True], ids=["top", "nested"])
+def test_data_parallel_critic_is_refused(nested: bool) -> None:
+    critic: nn.Module = nn.DataParallel(mlp_critic(4))
+    if nested:
+        critic = nn.Sequential(critic)
+    real, fake = make_batch((8, 4), seed=1), make_batch((8, 4), seed=2)
+
+    with pytest.raises(UserError, match=r"DataParallel.*torchrun"):
+        gradient_penalty(critic, real, fake, generator=gen())
+    with pytest.raises(UserError, match="DataParallel"):
+        check_critic(critic)
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.bool])
+@pytest.mark.parametrize("which", ["real", "fake"])
+def test_integer_inputs_raise_a_clear_error(dtype: torch.dtype, which: str) -> None:
+    real, fake = make_batch((8, 4), seed=1), make_batch((8, 4), seed=2)
+    if which == "real":
+        real = (real > 0).to(dtype)
+    else:
+        fake = (fake > 0).to(dtype)
+
+    with pytest.raises(UserError, match=f"{which} has dtype {dtype}.*floating-point"):
+        gradient_penalty(nn.Linear(4, 1), real, fake, generator=gen())
