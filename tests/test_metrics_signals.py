@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from wgangp.metrics.signal_plots import plot_series
 from wgangp.metrics.signals import mean_spectrum, signal_floor, signal_metrics, spectral_w1, value_w1
+from wgangp.pictures.signals import plot_series
 
 T = 64
 

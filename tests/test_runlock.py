@@ -1,4 +1,4 @@
-"""Tests for ``wgangp.runlock``: one holder at a time, across processes, and locks of dead processes."""
+"""Tests for ``wgangp.run.lock``: one holder at a time, across processes, and locks of dead processes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from wgangp.errors import UserError
-from wgangp.runlock import LOCK_NAME, RunLock
+from wgangp.run.lock import LOCK_NAME, RunLock
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -22,7 +22,7 @@ def holder_process(run_dir: Path, mode: str) -> subprocess.Popen[str]:
     code = textwrap.dedent(
         f"""
         import os, sys, time
-        from wgangp.runlock import RunLock
+        from wgangp.run.lock import RunLock
         lock = RunLock({str(run_dir)!r}).acquire()
         print("locked", flush=True)
         if {mode!r} == "exit":
@@ -41,7 +41,7 @@ def try_lock_in_another_process(run_dir: Path) -> subprocess.CompletedProcess[st
     code = textwrap.dedent(
         f"""
         from wgangp.errors import UserError
-        from wgangp.runlock import RunLock
+        from wgangp.run.lock import RunLock
         try:
             with RunLock({str(run_dir)!r}):
                 print("acquired")

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from wgangp.errors import UserError
-from wgangp.models.factored import Architecture
-from wgangp.study import (
+from wgangp.experiments.study import (
     DIGITS_FACTORS,
     PAPER_FACTORS,
     Study,
@@ -25,6 +24,7 @@ from wgangp.study import (
     select_shard,
     success_counts,
 )
+from wgangp.models.factored import Architecture
 
 
 def fake_run(spec: dict) -> dict:
