@@ -413,7 +413,8 @@ def _check_sample_format(dataset: str, out: Path) -> None:
     """The output formats a run's samples have: .txt for text only; no picture of text or sequences."""
     if out.suffix == ".txt" and dataset != "text":
         raise UserError(
-            f"--out {out.name}: .txt holds decoded text; this run is on {dataset} (use .npy or .npz)"
+            f"--out must end in .npy, .npz or .png for a {dataset} run (.txt holds decoded text, for text "
+            f"runs); got {out.name}"
         )
     if out.suffix == ".png" and dataset in ("text", "sequences"):
         use = ".txt, .npy or .npz" if dataset == "text" else ".npy or .npz"
