@@ -220,3 +220,22 @@ def test_text_preset_halves_js4_of_an_untrained_generator(tmp_path):
     untrained = Trainer(resolve_config("text", overrides={"device": "cpu"}))
     first = kind_for(untrained.config, untrained.data).evaluate(untrained)
     assert evals[-1]["js4"] <= 0.5 * first["js4"]
+
+
+def test_draw_writes_the_file_and_the_tensorboard_text(tmp_path, corpus):
+    config = small_config(corpus)
+    trainer = Trainer(config)
+    written: list[tuple[str, str, int]] = []
+
+    class Log:
+        def write_image(self, tag, image, step):
+            raise AssertionError("text has no picture")
+
+        def write_text(self, tag, text, step):
+            written.append((tag, text, step))
+
+    path = kind_for(config, trainer.data).draw(trainer, tmp_path, "step_0000000", Log())
+    assert path == tmp_path / "samples" / "step_0000000.txt"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == config.grid_samples
+    assert written == [("samples", "\n".join("    " + line for line in lines), 0)]
