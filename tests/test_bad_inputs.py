@@ -82,6 +82,16 @@ def _npy(name: str, array: object) -> Callable[[Path], None]:
     return lambda tmp: np.save(tmp / name, np.asarray(array))
 
 
+def _train_images(run: Path) -> None:
+    sets = ["--set", "conv_width=8", "--set", "batch_size=16", "--set", "eval_every=100"]
+    assert main(["train", "--dataset", "digits", "--steps", "1", "--out", str(run), *sets, *TINY[8:]]) == 0
+
+
+def _train_text(run: Path) -> None:
+    sets = ["--set", "width=8", "--set", "depth=1", "--set", "batch_size=16", "--set", "seq_len=8"]
+    assert main(["train", "--dataset", "text", "--steps", "1", "--out", str(run), *sets, *TINY[8:]]) == 0
+
+
 def _locked_dir(tmp: Path) -> None:
     (tmp / "locked").mkdir()
     (tmp / "locked").chmod(0o555)
@@ -295,6 +305,65 @@ CASES = [
         "sample: bad suffix",
         ["sample", "{run}", "--out", "{tmp}/s.txt"],
         "--out must end in .npy, .npz or .png",
+    ),
+    # Text and sequences (Sec. 5.5; 1-d signals).
+    Case(
+        "text: empty file",
+        ["train", "--dataset", "text", "--data-path", "{tmp}/e.txt", *TINY],
+        "is empty",
+        _write("e.txt", "\n  \n"),
+    ),
+    Case(
+        "text: binary file",
+        ["train", "--dataset", "text", "--data-path", "{tmp}/b.txt", *TINY],
+        "is binary",
+        lambda tmp: (tmp / "b.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00"),
+    ),
+    Case(
+        "text: not UTF-8",
+        ["train", "--dataset", "text", "--data-path", "{tmp}/l.txt", *TINY],
+        "is not UTF-8",
+        lambda tmp: (tmp / "l.txt").write_bytes("café au lait\n".encode("latin-1") * 50),
+    ),
+    Case(
+        "text: fewer sequences than a batch",
+        ["train", "--dataset", "text", "--data-path", "{tmp}/few.txt", *TINY],
+        "fewer than one batch",
+        _write("few.txt", "a short line\n" * 20),
+    ),
+    Case(
+        "text: seq_len below 4", ["train", "--dataset", "text", "--set", "seq_len=3"], "seq_len must be in [4"
+    ),
+    Case(
+        "sequences: .npy of rank 1",
+        ["train", "--dataset", "sequences", "--data-path", "{tmp}/r1.npy", *TINY],
+        "must hold [N, C, T] or [N, T] series",
+        _npy("r1.npy", [1.0, 2.0, 3.0]),
+    ),
+    Case(
+        "sequences: .npy of rank 4",
+        ["train", "--dataset", "sequences", "--data-path", "{tmp}/r4.npy", *TINY],
+        "must hold [N, C, T] or [N, T] series",
+        _npy("r4.npy", [[[[1.0, 2.0]]]] * 100),
+    ),
+    Case(
+        "sequences: NaN in a series",
+        ["train", "--dataset", "sequences", "--data-path", "{tmp}/nan.npy", *TINY],
+        "non-finite value",
+        _npy("nan.npy", [[0.0, 1.0, float("nan"), 1.0]] * 100),
+    ),
+    Case("sequences: no data path", ["train", "--dataset", "sequences", *TINY], "needs --data-path"),
+    Case(
+        "sample: .txt of an image run",
+        ["sample", "{tmp}/img", "--out", "{tmp}/s.txt"],
+        "(.txt holds decoded text, for text runs)",
+        lambda tmp: _train_images(tmp / "img"),
+    ),
+    Case(
+        "sample: .png of a text run",
+        ["sample", "{tmp}/txt", "--out", "{tmp}/s.png"],
+        "a text run's samples are no picture",
+        lambda tmp: _train_text(tmp / "txt"),
     ),
     Case(
         "sample: out is a dir",

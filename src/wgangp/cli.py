@@ -98,7 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="recipe to start from (default: fast; for an image --dataset, that dataset's preset; with --resume: the run's saved config)",
     )
     train.add_argument("--dataset", choices=field_choices("dataset"), help="training data")
-    train.add_argument("--data-path", metavar="PATH", help="where mnist/cifar10/folder/vectors data lie")
+    train.add_argument(
+        "--data-path", metavar="PATH", help="where mnist/cifar10/folder/vectors/text/sequences data lie"
+    )
     train.add_argument(
         "--loss", choices=list(LOSS_RECIPES), help="objective; baselines bring their own optimizer recipe"
     )
@@ -163,7 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="Inception-v3 weights for FID/KID/IS (torch-fidelity's file)",
     )
 
-    sample = commands.add_parser("sample", help="draw samples from a run's generator to .npy, .npz or .png")
+    sample = commands.add_parser(
+        "sample", help="draw samples from a run's generator to .npy, .npz, .png or (text) .txt"
+    )
     sample.add_argument(
         "run_dir",
         metavar="RUN_DIR",
@@ -171,7 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sample.add_argument("-n", type=_positive_int, default=1000, help="number of samples (default: 1000)")
     sample.add_argument(
-        "--out", required=True, metavar="FILE", help="output file, .npy, .npz or .png (a grid for images)"
+        "--out",
+        required=True,
+        metavar="FILE",
+        help="output file, .npy, .npz or .png (a grid for images); text runs: .txt, one decoded sequence "
+        "per line; sequences: .npy/.npz in the data's units",
     )
     sample.add_argument("--seed", type=_non_negative_int, default=0, help="seed for the latents")
     sample.add_argument("--device", help="auto | cpu | cuda")
@@ -365,15 +373,18 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     from wgangp.run.rundir import load_run
 
     out = Path(args.out)
-    if out.suffix not in (".npy", ".npz", ".png"):
-        raise UserError(f"--out must end in .npy, .npz or .png; got {out.name}")
+    if out.suffix not in (".npy", ".npz", ".png", ".txt"):
+        raise UserError(f"--out must end in .npy, .npz, .png or .txt; got {out.name}")
     if out.exists() and out.is_dir():
         raise UserError(f"--out {out} is a directory")
     trainer = load_run(args.run_dir, device=args.device)
+    _check_sample_format(trainer.config.dataset, out)
     samples = trainer.sample(args.n, seed=args.seed).cpu()
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        if out.suffix == ".npy":
+        if trainer.config.dataset in ("text", "sequences"):
+            _write_sequence_samples(trainer, samples, out)
+        elif out.suffix == ".npy":
             np.save(out, samples.numpy())
         elif out.suffix == ".npz":
             from wgangp.pictures.grid import to_uint8
@@ -396,6 +407,45 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         raise UserError(f"cannot write {out}: {err.strerror or err}") from None
     print(f"wrote {args.n} samples to {out}")
     return 0
+
+
+def _check_sample_format(dataset: str, out: Path) -> None:
+    """The output formats a run's samples have: .txt for text only; no picture of text or sequences."""
+    if out.suffix == ".txt" and dataset != "text":
+        raise UserError(
+            f"--out must end in .npy, .npz or .png for a {dataset} run (.txt holds decoded text, for text "
+            f"runs); got {out.name}"
+        )
+    if out.suffix == ".png" and dataset in ("text", "sequences"):
+        use = ".txt, .npy or .npz" if dataset == "text" else ".npy or .npz"
+        raise UserError(f"--out {out.name}: a {dataset} run's samples are no picture; use {use}")
+
+
+def _write_sequence_samples(trainer: Any, samples: Any, out: Path) -> None:
+    """Text: decoded lines (.txt) or the softmax outputs [N, V, T] (.npy/.npz, with the charmap);
+    sequences: [N, C, T] in the data's units (de-standardised with the run's statistics)."""
+    import numpy as np
+
+    from wgangp.data import Charmap, SeriesFormat
+    from wgangp.data.text import as_line
+
+    codec = trainer.codec
+    if isinstance(codec, Charmap):
+        if out.suffix == ".txt":
+            lines = [as_line(s) for s in codec.decode(samples.float(), strip_pad=True)]
+            out.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        elif out.suffix == ".npy":
+            np.save(out, samples.float().numpy())
+        else:
+            chars = np.array(list(codec.chars))
+            np.savez(out, samples=samples.float().numpy(), indices=samples.argmax(1).numpy(), charmap=chars)
+        return
+    assert isinstance(codec, SeriesFormat)
+    series = codec.to_units(samples.float()).numpy()  # [N, C, T]
+    if out.suffix == ".npy":
+        np.save(out, series)
+    else:
+        np.savez(out, samples=series)
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:

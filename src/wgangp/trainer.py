@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from wgangp.config import TrainConfig
-from wgangp.data import build_sampler, data_shape
+from wgangp.data import DataCodec, build_sampler, data_codec, data_shape
 from wgangp.distributed import Shard, broadcast_parameters, process_device
 from wgangp.errors import UserError
 from wgangp.models import build_models as _build_models
@@ -43,9 +43,12 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def build_models(config: TrainConfig) -> tuple[nn.Module, nn.Module]:
-    """The generator and critic for ``config`` and its data's shape, initialised from ``config.seed`` alone."""
-    return _build_models(config, data_shape(config))
+def build_models(config: TrainConfig, codec: DataCodec | None = None) -> tuple[nn.Module, nn.Module]:
+    """The generator and critic for ``config`` and its data's shape, initialised from ``config.seed`` alone.
+
+    ``codec``: a text or sequences run's (:func:`wgangp.data.data_codec`), which fixes that shape.
+    """
+    return _build_models(config, data_shape(config, codec))
 
 
 @torch.no_grad()
@@ -64,17 +67,26 @@ class Trainer:
 
     With ``shard`` (data parallelism, ``wgangp.distributed``) every process draws the global batches from
     the same streams and updates on its rows, with gradients summed over processes.
+
+    ``codec``: a saved text or sequences run's ``data_codec`` (its charmap or series format), so its
+    models and encoding are rebuilt without reading the data; ``None`` builds it from the data.
     """
 
     def __init__(
-        self, config: TrainConfig, *, device: torch.device | None = None, shard: Shard | None = None
+        self,
+        config: TrainConfig,
+        *,
+        device: torch.device | None = None,
+        shard: Shard | None = None,
+        codec: dict[str, Any] | None = None,
     ) -> None:
         self.config = config
+        self.codec = data_codec(config, codec)  # text: the charmap; sequences: shape and statistics
         self.shard = shard if shard is not None else Shard()
         self.device = (
             device if device is not None else resolve_device(process_device(config.device, self.shard))
         )
-        generator, critic = (m.to(self.device) for m in build_models(config))
+        generator, critic = (m.to(self.device) for m in build_models(config, self.codec))
         if self.shard.distributed:
             broadcast_parameters([generator, critic])
             if config.sync_batchnorm:  # the same Parameters, before the optimizers and the EMA copy see them
@@ -88,7 +100,7 @@ class Trainer:
         # The graph path copies host batches into its static buffer itself, without blocking the host.
         data_device = torch.device("cpu") if self.step_path == "graph" else self.device
         # Each process reads only its rows of every global batch (wgangp.distributed).
-        self.data = build_sampler(config, data_device, self.shard.keep(config.batch_size))
+        self.data = build_sampler(config, data_device, self.shard.keep(config.batch_size), codec=self.codec)
         self.step = 0  # completed generator iterations
         self.skipped_updates = 0  # critic and generator updates dropped by ``skip_nonfinite``
         self._guard = self._skip_nonfinite if config.skip_nonfinite else None
@@ -205,8 +217,10 @@ class Trainer:
         return out
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue exactly: weights, optimizers, step, config and every RNG state."""
-        return {
+        """Everything needed to continue exactly: weights, optimizers, step, config and every RNG state
+        (and, for text and sequences, the data codec)."""
+        codec = {} if self.codec is None else {"data_codec": self.codec.to_dict()}
+        return codec | {
             "step": self.step,
             "skipped_updates": self.skipped_updates,
             "config": self.config.to_dict(),

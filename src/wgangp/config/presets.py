@@ -27,12 +27,31 @@ _IMAGE_COMMON: dict[str, Any] = {
     "eval_samples": 5000,
 }
 
+_SEQUENCE_COMMON: dict[str, Any] = {
+    "model": "resnet1d",
+    "latent_dim": 128,
+    "penalty_weight": 10.0,
+    "lr_critic": 1e-4,
+    "lr_generator": 1e-4,
+    "beta1": 0.5,
+    "beta2": 0.9,
+    "batch_size": 64,
+    "log_every": 100,
+    "eval_every": 1000,
+    "plot_every": 1000,
+    "checkpoint_every": 5000,
+    "eval_samples": 640,
+    "grid_samples": 64,
+}
+
 # The preset `wgangp train --dataset NAME` starts from when no --preset is given.
 DATASET_PRESETS: dict[str, str] = {
     "digits": "digits",
     "mnist": "mnist",
     "cifar10": "cifar-dcgan",
     "folder": "64px-resnet",
+    "text": "text",
+    "sequences": "sequences",
 }
 
 # Presets: the paper's and official code's recipes, and our tuned one. Each says what it follows.
@@ -127,6 +146,55 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
             "conv_width": 64,
             "critic_norm": "layer",
             "beta1": 0.0,
+        },
+    ),
+    # Sequences (Sec. 5.5; official gan_language.py): 1-D ResNets, λ = 10, 128-d latents, no normalisation.
+    "text-paper": (
+        "official gan_language.py: 1-D ResNet W=512, 5 blocks, 32 characters, batch 64, Adam 1e-4 (0.5, 0.9), "
+        "n_critic 10, λ=10, 200k iterations; JS of 640 samples",
+        {
+            **_SEQUENCE_COMMON,
+            "dataset": "text",
+            "width": 512,
+            "depth": 5,
+            "n_critic": 10,
+            "steps": 200_000,
+        },
+    ),
+    "text": (
+        "tuned for CPU: the paper's language model at W=64, 3 blocks, Adam 1e-3 (0.5, 0.9), n_critic 5, λ=10; "
+        "Python's bundled docs by default",
+        {
+            **_SEQUENCE_COMMON,
+            "dataset": "text",
+            "width": 64,
+            "depth": 3,
+            "lr_critic": 1e-3,
+            "lr_generator": 1e-3,
+            "n_critic": 5,
+            "steps": 600,
+            "log_every": 20,
+            "eval_every": 50,
+            "plot_every": 100,
+            "checkpoint_every": 100,
+        },
+    ),
+    "sequences": (
+        "tuned for CPU: 1-d signals (--data-path x.npy) with the language model's 1-D ResNet at W=64, 3 blocks, "
+        "linear outputs, Adam 1e-3 (0.5, 0.9), n_critic 5, λ=10",
+        {
+            **_SEQUENCE_COMMON,
+            "dataset": "sequences",
+            "width": 64,
+            "depth": 3,
+            "lr_critic": 1e-3,
+            "lr_generator": 1e-3,
+            "n_critic": 5,
+            "steps": 500,
+            "log_every": 20,
+            "eval_every": 50,
+            "plot_every": 100,
+            "checkpoint_every": 100,
         },
     ),
 }

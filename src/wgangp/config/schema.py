@@ -41,17 +41,31 @@ class TrainConfig:
     # Data and models.
     dataset: str = _f(
         "8gaussians",
-        "training data: toy 2-d sets; digits (sklearn, embedded); mnist, cifar10, folder, vectors (data_path)",
-        choices=("8gaussians", "25gaussians", "swissroll", "digits", "mnist", "cifar10", "folder", "vectors"),
+        "training data: toy 2-d sets; digits (sklearn, embedded); mnist, cifar10, folder, vectors (data_path); "
+        "text (data_path, or Python's bundled docs); sequences (a .npy of 1-d signals)",
+        choices=(
+            "8gaussians",
+            "25gaussians",
+            "swissroll",
+            "digits",
+            "mnist",
+            "cifar10",
+            "folder",
+            "vectors",
+            "text",
+            "sequences",
+        ),
     )
     data_path: str = _f(
         "",
-        "mnist: dir of idx files; cifar10: dir of python pickles; folder: image dir; vectors: .npy/.pt file",
+        "mnist: dir of idx files; cifar10: dir of python pickles; folder: image dir; vectors: .npy/.pt file; "
+        "text: a UTF-8 file, or a dir of *.txt ('' = pydoc_data.topics); sequences: .npy [N, C, T] or [N, T]",
     )
     model: str = _f(
         "mlp",
-        "mlp (vectors) | dcgan | resnet (paper App. F) | resnet-pyramid (paper 64×64)",
-        choices=("mlp", "dcgan", "resnet", "resnet-pyramid"),
+        "mlp (vectors) | dcgan | resnet (paper App. F) | resnet-pyramid (paper 64×64) | "
+        "resnet1d (text and sequences, paper Sec. 5.5)",
+        choices=("mlp", "dcgan", "resnet", "resnet-pyramid", "resnet1d"),
     )
     resolution: int = _f(
         0, "image side in pixels; 0 = the dataset's own (digits 8, mnist 28, cifar10 32)", low=0
@@ -73,8 +87,10 @@ class TrainConfig:
         0, "DataLoader worker processes for image folders (0 = load in the main process)", low=0
     )
     latent_dim: int = _f(2, "generator input size, z ~ N(0, I) (toy: 2)", low=1)
-    width: int = _f(512, "hidden units per MLP layer (paper: 512)", low=1)
-    depth: int = _f(3, "hidden layers per MLP (paper: 3)", low=1)
+    width: int = _f(
+        512, "hidden units per MLP layer (paper: 512); resnet1d: channels of every conv (paper: 512)", low=1
+    )
+    depth: int = _f(3, "hidden layers per MLP (paper: 3); resnet1d: residual blocks (paper: 5)", low=1)
     critic_norm: Literal["none", "layer"] = _f(
         "none", "normalisation in the critic, never BatchNorm (paper: none)", choices=("none", "layer")
     )
@@ -175,6 +191,28 @@ class TrainConfig:
     )
     eval_samples: int = _f(2000, "samples for W1 and mode metrics (n generated vs n real)", low=2)
     grid_samples: int = _f(64, "images in each sample grid (a fixed latent batch)", low=1)
+
+    # Sequences: the paper's character-level language model (Sec. 5.5) and 1-d signals.
+    seq_len: int = _f(
+        32, "text: characters per sequence, at least 4 for the 4-gram metric (paper: 32)", low=4
+    )
+    text_mode: Literal["lines", "windows"] = _f(
+        "lines",
+        "text: one sequence per line, cut or padded with '`' (paper) | consecutive windows of seq_len characters",
+        choices=("lines", "windows"),
+    )
+    max_vocab: int = _f(
+        2048, "text: most characters in the charmap, the unknown one included (paper: 2048)", low=2
+    )
+    held_out: int = _f(
+        640,
+        "text/sequences: samples held out for the metric's real-vs-real floor, at most a fifth of the data "
+        "(paper: 640, the size of its generated set)",
+        low=0,
+    )
+    standardize: bool = _f(
+        True, "sequences: standardise each channel by the training split's mean and std (samples come back)"
+    )
 
     def __post_init__(self) -> None:
         for f in fields(self):

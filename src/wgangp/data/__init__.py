@@ -1,7 +1,13 @@
-"""Data sources: the paper's 2-d toy distributions (generated), images and vectors (read, never downloaded).
+"""Data sources: the paper's 2-d toy distributions (generated); images, vectors, text and 1-d signals (read,
+never downloaded).
 
 :func:`build_sampler` returns the sampler a config asks for; every sampler has ``sampler() -> batch``,
 ``sample(n)``, ``state_dict()`` and ``load_state_dict()``. :func:`data_shape` gives one sample's shape.
+
+Text and sequences have a *codec* (:func:`data_codec`): what the models and samples need of the data —
+the :class:`Charmap` of a text run, the :class:`SeriesFormat` (shape, standardisation) of a sequences
+run. It is built from the data once and saved in every checkpoint, so a saved run is rebuilt, sampled and
+decoded without its data, and a resumed one encodes its data exactly as before.
 """
 
 from __future__ import annotations
@@ -26,27 +32,42 @@ from wgangp.data.images import (
     vector_shape,
 )
 from wgangp.data.sampler import ArraySampler, Source
-from wgangp.data.sequences import ChannelStats, SeriesData, load_series, series_sampler
+from wgangp.data.sequences import (
+    ChannelStats,
+    SeriesData,
+    SeriesFormat,
+    SeriesSampler,
+    load_series,
+    series_sampler,
+)
 from wgangp.data.text import Charmap, TextData, TextSampler, load_text
 from wgangp.data.toy import TOY_DATASETS, ToySampler, mode_centres, mode_std
 from wgangp.errors import UserError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
     from wgangp.config import TrainConfig
 
 __all__ = [
     "IMAGE_DATASETS",
     "LABELLED_DATASETS",
+    "SEQUENCE_DATASETS",
     "TOY_DATASETS",
     "ArraySampler",
     "ChannelStats",
     "Charmap",
+    "DataCodec",
     "SeriesData",
+    "SeriesFormat",
+    "SeriesSampler",
     "TextData",
     "TextSampler",
     "ToySampler",
     "build_sampler",
     "check_labels",
+    "data_codec",
     "data_shape",
     "image_geometry",
     "is_image_dataset",
@@ -59,6 +80,11 @@ __all__ = [
 ]
 
 DATA_SEED_OFFSET = 2  # the data stream's seed is config.seed + 2 (the trainer's convention)
+# The held-out split of text and sequences is the data's, not a run's: the same for every training seed,
+# so runs on several seeds train on the same sequences and are scored against the same floor.
+SPLIT_SEED = 0
+SEQUENCE_DATASETS = ("text", "sequences")
+DataCodec = Charmap | SeriesFormat
 
 
 def is_image_dataset(name: str) -> bool:
@@ -74,12 +100,62 @@ def image_geometry(config: TrainConfig) -> tuple[int, int]:
     return resolution, config.channels or native_channels
 
 
-def data_shape(config: TrainConfig) -> tuple[int, ...]:
-    """One sample's shape: ``(2,)`` toy, ``(D,)`` vectors (from the file header), ``(C, R, R)`` images."""
+def _text(config: TrainConfig, charmap: Charmap | None = None) -> TextData:
+    return load_text(
+        config.data_path,
+        seq_len=config.seq_len,
+        mode=config.text_mode,
+        max_vocab=config.max_vocab,
+        held_out=config.held_out,
+        seed=SPLIT_SEED,
+        charmap=charmap,
+    )
+
+
+def _series(config: TrainConfig, stats: ChannelStats | None = None) -> SeriesData:
+    return load_series(
+        config.data_path,
+        standardize=config.standardize,
+        held_out=config.held_out,
+        seed=SPLIT_SEED,
+        stats=stats,
+    )
+
+
+def data_codec(config: TrainConfig, saved: Mapping[str, Any] | None = None) -> DataCodec | None:
+    """The codec of a text or sequences run (``None`` for other data): ``saved`` (a checkpoint's
+    ``data_codec``) if it fits the config, else built from the data (which is then read).
+
+    A saved charmap always fits (characters the new data add map to the unknown one); a saved series
+    format fits unless ``standardize`` changed.
+    """
+    if config.dataset == "text":
+        if saved is not None and saved.get("kind") == "charmap":
+            return Charmap.from_dict(dict(saved))
+        return _text(config).charmap
+    if config.dataset == "sequences":
+        if saved is not None and saved.get("kind") == "series_format":
+            fmt = SeriesFormat.from_dict(dict(saved))
+            if (fmt.stats is not None) == config.standardize:
+                return fmt
+        return SeriesFormat.of(_series(config))
+    return None
+
+
+def data_shape(config: TrainConfig, codec: DataCodec | None = None) -> tuple[int, ...]:
+    """One sample's shape: ``(2,)`` toy, ``(D,)`` vectors (from the file header), ``(C, R, R)`` images,
+    ``(V, T)`` text (charmap size, seq_len), ``(C, T)`` sequences; text and sequences from ``codec``
+    (built from the data if ``None``)."""
     if config.dataset in TOY_DATASETS:
         return (2,)
     if config.dataset == "vectors":
         return (vector_shape(config.data_path)[1],)
+    if config.dataset in SEQUENCE_DATASETS:
+        codec = codec if codec is not None else data_codec(config)
+        if isinstance(codec, Charmap):
+            return (len(codec), config.seq_len)
+        assert isinstance(codec, SeriesFormat)
+        return codec.shape
     resolution, channels = image_geometry(config)
     return (channels, resolution, resolution)
 
@@ -112,6 +188,7 @@ def build_sampler(
     *,
     labels: bool = False,
     n_classes: int = 0,
+    codec: DataCodec | None = None,
 ) -> ToySampler | ArraySampler:
     """The training data stream of ``config``, seeded by ``config.seed + 2``; image data load on first use.
 
@@ -119,14 +196,25 @@ def build_sampler(
     ``labels``: also read class labels (an :class:`ArraySampler` with ``labels=True``): digits, MNIST and
     CIFAR-10 their own, ``folder`` one class per sub-folder, ``vectors`` a ``.npz`` with ``x`` and ``y``;
     ``n_classes`` (0: ``max + 1``) bounds them. Without labels the stream is exactly as before.
+    ``codec``: text and sequences encode with it (a saved run's; built from the data if ``None``).
     """
     seed = config.seed + DATA_SEED_OFFSET
+    if (config.dataset in TOY_DATASETS or config.dataset in SEQUENCE_DATASETS) and labels:
+        raise UserError(
+            f"dataset {config.dataset} has no class labels; use digits, mnist, cifar10, folder or vectors"
+        )
     if config.dataset in TOY_DATASETS:
-        if labels:
-            raise UserError(
-                f"dataset {config.dataset} has no class labels; use digits, mnist, cifar10, folder or vectors"
-            )
         return ToySampler(config.dataset, config.batch_size, seed=seed, device=device, keep=keep)
+    if config.dataset == "text":
+        charmap = codec if isinstance(codec, Charmap) else None
+        return TextSampler(
+            lambda: _text(config, charmap), config.batch_size, seed=seed, device=device, keep=keep
+        )
+    if config.dataset == "sequences":
+        stats = codec.stats if isinstance(codec, SeriesFormat) else None
+        return SeriesSampler(
+            lambda: _series(config, stats), config.batch_size, seed=seed, device=device, keep=keep
+        )
 
     def load() -> Source:
         if config.dataset == "vectors":

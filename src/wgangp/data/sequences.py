@@ -28,7 +28,15 @@ from wgangp.data.sampler import ArraySampler
 from wgangp.data.text import held_out_split
 from wgangp.errors import UserError
 
-__all__ = ["ChannelStats", "SeriesData", "load_series", "read_series", "series_sampler"]
+__all__ = [
+    "ChannelStats",
+    "SeriesData",
+    "SeriesFormat",
+    "SeriesSampler",
+    "load_series",
+    "read_series",
+    "series_sampler",
+]
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,46 @@ class ChannelStats:
                 "not saved channel statistics (expected {'kind': 'channel_stats', 'mean', 'std'})"
             )
         return cls(tuple(float(v) for v in state["mean"]), tuple(float(v) for v in state["std"]))
+
+
+@dataclass(frozen=True)
+class SeriesFormat:
+    """What a trained model needs of its series data: ``[channels, length]`` and the standardisation.
+
+    Saved in every checkpoint of a ``sequences`` run, so its models are rebuilt and its samples returned to
+    the data's units (``stats``; ``None``: not standardised) without the data file.
+
+    >>> SeriesFormat.from_dict(SeriesFormat(2, 16, None).to_dict())
+    SeriesFormat(channels=2, length=16, stats=None)
+    """
+
+    channels: int
+    length: int
+    stats: ChannelStats | None
+
+    @classmethod
+    def of(cls, data: SeriesData) -> SeriesFormat:
+        return cls(*data.shape, data.stats)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """One sample's shape ``(C, T)``."""
+        return self.channels, self.length
+
+    def to_units(self, x: Tensor) -> Tensor:
+        """Generated ``[N, C, T]`` back in the data's units (the identity without standardisation)."""
+        return x if self.stats is None else self.stats.destandardize(x)
+
+    def to_dict(self) -> dict[str, Any]:
+        stats = None if self.stats is None else self.stats.to_dict()
+        return {"kind": "series_format", "channels": self.channels, "length": self.length, "stats": stats}
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> SeriesFormat:
+        if state.get("kind") != "series_format":
+            raise ValueError("not a saved series format (expected {'kind': 'series_format', ...})")
+        stats = None if state.get("stats") is None else ChannelStats.from_dict(state["stats"])
+        return cls(int(state["channels"]), int(state["length"]), stats)
 
 
 def read_series(path: str | Path) -> Tensor:
@@ -158,6 +206,42 @@ def load_series(
     return SeriesData(train, held, stats if standardize else None, str(path))
 
 
+class SeriesSampler(ArraySampler):
+    """Float ``[batch_size, C, T]`` batches over ``load().train``: an :class:`ArraySampler` that keeps the
+    loaded :class:`SeriesData` (its held-out split and statistics) for the metrics.
+
+    Too few training series for one batch is a one-line :class:`UserError` naming the file.
+    """
+
+    def __init__(
+        self,
+        load: Callable[[], SeriesData],
+        batch_size: int,
+        *,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+        keep: slice | None = None,
+    ) -> None:
+        self._load_series = load
+        self._series: SeriesData | None = None
+        super().__init__(
+            lambda: self.series.train, batch_size, seed=seed, device=device, images=False, keep=keep
+        )
+
+    @property
+    def series(self) -> SeriesData:
+        """The loaded data (read on first use)."""
+        if self._series is None:
+            data = self._load_series()
+            if data.train.shape[0] < self.batch_size:
+                raise UserError(
+                    f"sequences: {data.source} gives {data.train.shape[0]} training series, fewer than one "
+                    f"batch ({self.batch_size}); use more series or a smaller batch_size"
+                )
+            self._series = data
+        return self._series
+
+
 def series_sampler(
     load: Callable[[], SeriesData],
     batch_size: int,
@@ -165,19 +249,6 @@ def series_sampler(
     seed: int = 0,
     device: torch.device | str = "cpu",
     keep: slice | None = None,
-) -> ArraySampler:
-    """An :class:`ArraySampler` of float ``[batch_size, C, T]`` batches over ``load().train``.
-
-    Too few training series for one batch is a one-line :class:`UserError` naming the file.
-    """
-
-    def train() -> Tensor:
-        data = load()
-        if data.train.shape[0] < batch_size:
-            raise UserError(
-                f"sequences: {data.source} gives {data.train.shape[0]} training series, fewer than one "
-                f"batch ({batch_size}); use more series or a smaller batch_size"
-            )
-        return data.train
-
-    return ArraySampler(train, batch_size, seed=seed, device=device, images=False, keep=keep)
+) -> SeriesSampler:
+    """A :class:`SeriesSampler` of float ``[batch_size, C, T]`` batches over ``load().train``."""
+    return SeriesSampler(load, batch_size, seed=seed, device=device, keep=keep)

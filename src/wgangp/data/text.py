@@ -44,6 +44,7 @@ __all__ = [
     "Charmap",
     "TextData",
     "TextSampler",
+    "as_line",
     "embedded_text",
     "held_out_split",
     "load_text",
@@ -130,6 +131,19 @@ def text_sequences(texts: Iterable[str], seq_len: int = 32, *, mode: TextMode = 
         else:
             raise UserError(f"text: mode must be lines or windows; got {mode!r}")
     return out
+
+
+LINE_BREAK = "\u21b5"  # ↵ stands for a line break inside a sequence when it is shown as one line
+_BREAKS = {ord(c): LINE_BREAK for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"}  # str.splitlines'
+
+
+def as_line(sequence: str) -> str:
+    """``sequence`` as one line of a file: each line-break character (``str.splitlines``') shown as ↵.
+
+    >>> as_line("ab\\ncd")
+    'ab↵cd'
+    """
+    return sequence.translate(_BREAKS)
 
 
 def _check_seq_len(seq_len: int) -> None:

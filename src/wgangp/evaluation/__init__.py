@@ -2,7 +2,8 @@
 
 :func:`kind_for` returns the :class:`~wgangp.evaluation.base.DataKind` serving a config's dataset. Every
 module of this package is imported on first use, so a new kind registers itself by being defined in a
-new module here: toy sets (:mod:`.toy`), images (:mod:`.images`), vectors (:mod:`.vectors`).
+new module here: toy sets (:mod:`.toy`), images (:mod:`.images`), vectors (:mod:`.vectors`), text
+(:mod:`.text`) and 1-d signals (:mod:`.sequences`).
 """
 
 from __future__ import annotations

@@ -73,9 +73,11 @@ class Sampler(Protocol):
 
 
 class ImageLog(Protocol):
-    """The part of the run logger a kind writes pictures to (TensorBoard's image tab)."""
+    """The part of the run logger a kind writes pictures to (TensorBoard's image and text tabs)."""
 
     def write_image(self, tag: str, image: Any, step: int) -> None: ...
+
+    def write_text(self, tag: str, text: str, step: int) -> None: ...
 
 
 def registered_kinds() -> dict[str, type[DataKind]]:

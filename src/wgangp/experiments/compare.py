@@ -225,6 +225,12 @@ def _save_run(trainer: Trainer, run_dir: Path) -> None:
     CheckpointDir(run_dir, keep=1).save(trainer.state_dict())
 
 
+def _floor(metrics: Sequence[MetricSpec], runs: dict[str, list[MethodRun]]) -> dict[str, float]:
+    """The real-vs-real floor of each metric, where the kind reports one (``<key>_floor``; text, sequences)."""
+    reported = next((r.metrics for method_runs in runs.values() for r in method_runs if r.metrics), {})
+    return {s.key: reported[f"{s.key}_floor"] for s in metrics if f"{s.key}_floor" in reported}
+
+
 def plot_compare_samples(path: Path, kind: DataKind, pictures: Sequence[tuple[str, int, Trainer]]) -> Path:
     """One panel per (seed, method): rows are seeds, columns methods, drawn by ``kind.draw_panel``."""
     from wgangp.pictures.plots import new_figure, save_figure
@@ -318,6 +324,7 @@ def run_comparison(
         "metrics": [{"key": s.key, "label": s.label, "better": s.better} for s in kind.metrics],
         "summary": summary,
         "claim": {"text": kind.claim, **judge(summary, kind.ranking)},
+        "floor": _floor(kind.metrics, runs),
         "configs": {m: configs[m][0].to_dict() for m in methods},
         "runs": {m: [r.to_dict() for r in runs[m]] for m in methods},
         "environment": {

@@ -90,6 +90,10 @@ def _table_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         diverged = sum(1 for r in results["runs"][method] if r["diverged"])
         name = method_label(method) + (f" ({diverged} diverged)" if diverged else "")
         rows.append([name, *cells])
+    floor = results.get("floor") or {}
+    if floor:  # what real data score against real data: the best a generator can do with as many samples
+        cells = [f"{floor[m['key']]:.3g}" if m["key"] in floor else "—" for m in results["metrics"]]
+        rows.append(["real vs real (floor)", *cells, "—", "—"])
     return header, rows
 
 
@@ -116,12 +120,16 @@ def _claim_text(results: dict[str, Any]) -> str:
 def _samples_heading(results: dict[str, Any]) -> str:
     if results["dataset"] in TOY_DATASETS:
         return "Samples over the critic's value surface"
+    if results["dataset"] == "text":
+        return "Samples (decoded text of a fixed latent batch)"
     return "Samples (a fixed latent batch)"
 
 
 def _network(config: dict[str, Any]) -> str:
     if config.get("model", "mlp") == "mlp":
         return f"MLP {config['width']}×{config['depth']}"
+    if config["model"] == "resnet1d":
+        return f"1-D ResNet width {config['width']}, {config['depth']} blocks"
     return f"{config['model']} width {config['conv_width']} at {config['resolution']}×{config['resolution']}"
 
 

@@ -33,13 +33,14 @@ __all__ = [
     "build_models",
 ]
 
-MODELS: tuple[str, ...] = ("mlp", "dcgan", "resnet", "resnet-pyramid")
+MODELS: tuple[str, ...] = ("mlp", "dcgan", "resnet", "resnet-pyramid", "resnet1d")
 
 
 def build_models(config: TrainConfig, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
     """The generator and critic of ``config.model`` for samples of ``data_shape``, seeded by ``config.seed``.
 
-    ``data_shape`` is one sample's shape: ``(D,)`` for the MLPs, ``(C, R, R)`` for the image models.
+    ``data_shape`` is one sample's shape: ``(D,)`` for the MLPs, ``(C, R, R)`` for the image models,
+    ``(V, T)`` or ``(C, T)`` for the 1-D ResNets (a softmax over ``V`` for text, linear outputs for signals).
     A shape the model cannot make is a :class:`~wgangp.errors.UserError`.
     """
     from wgangp.errors import UserError
@@ -83,6 +84,8 @@ def _build(
 ) -> tuple[nn.Module, nn.Module]:
     generator: nn.Module
     critic: nn.Module
+    if config.model == "resnet1d" or len(shape) == 2:
+        return _build_1d(config, shape, n_classes)
     if config.model == "mlp":
         if len(shape) != 1:
             raise ValueError(
@@ -118,3 +121,20 @@ def _build(
             variant=variant, norm=config.critic_norm, n_classes=n_classes, conditioning=conditioning, **image
         )
     return generator, critic
+
+
+def _build_1d(config: TrainConfig, shape: tuple[int, ...], n_classes: int) -> tuple[nn.Module, nn.Module]:
+    """The 1-D ResNets of Sec. 5.5 for sequences ``[V, T]`` (text: softmax) or ``[C, T]`` (signals)."""
+    if len(shape) != 2:
+        raise ValueError(
+            f"takes sequences [C, T]; the data are {'×'.join(map(str, shape))} (use mlp/dcgan/resnet)"
+        )
+    if config.model != "resnet1d":
+        raise ValueError(f"the data are sequences {'×'.join(map(str, shape))}; use --set model=resnet1d")
+    if n_classes:
+        raise ValueError("has no class-conditional variant")
+    channels, seq_len = shape
+    sizes = {"channels": channels, "seq_len": seq_len, "width": config.width, "depth": config.depth}
+    output: Literal["softmax", "linear"] = "softmax" if config.dataset == "text" else "linear"
+    generator = ResNet1dGenerator(config.latent_dim, output=output, **sizes)
+    return generator, ResNet1dCritic(**sizes)

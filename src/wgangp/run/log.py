@@ -40,6 +40,11 @@ class RunLogger:
         if self._writer is not None:
             self._writer.add_image(tag, image, step, dataformats="HWC")
 
+    def write_text(self, tag: str, text: str, step: int) -> None:
+        """Markdown ``text`` to TensorBoard's text tab (if it is on), e.g. decoded samples."""
+        if self._writer is not None:
+            self._writer.add_text(tag, text, step)
+
     def close(self) -> None:
         self._file.close()
         if self._writer is not None:

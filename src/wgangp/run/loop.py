@@ -36,7 +36,17 @@ from wgangp.trainer import Trainer
 __all__ = ["CONFIG_NAME", "RunResult", "default_run_dir", "load_run", "prepare_run_dir", "train"]
 
 EXIT_NONFINITE = 3  # the exit code of a run stopped by a non-finite loss, penalty or gradient
-CURVE_KEYS = ("wasserstein", "grad_norm", "critic_loss", "generator_loss", "w1", "fd", "classes_covered")
+CURVE_KEYS = (
+    "wasserstein",
+    "grad_norm",
+    "critic_loss",
+    "generator_loss",
+    "w1",
+    "fd",
+    "classes_covered",
+    "js4",
+    "spectral_w1",
+)
 
 
 @dataclass
@@ -129,7 +139,9 @@ class _Run:
         shard: Shard,
     ) -> _Run:
         """The trainer, the run directory (new, or the resumed one rewound to its checkpoint) and the kind."""
-        trainer = Trainer(config, shard=shard)
+        # A resumed text or sequences run encodes its data with its saved charmap or statistics.
+        codec = resume.state.get("data_codec") if resume is not None else None
+        trainer = Trainer(config, shard=shard, codec=codec)
         if isinstance(trainer.data, ArraySampler):
             trainer.data.load()  # a bad data path fails before any file is written
         run = cls(config, resume.run_dir if resume is not None else run_dir, trainer, shard)

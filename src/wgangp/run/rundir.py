@@ -59,7 +59,8 @@ def load_run(path: str | Path, *, device: str | None = None) -> Trainer:
     config = config_from_dict(state["config"])
     if device is not None:
         config = config.replace(device=device)
-    trainer = Trainer(config)
+    # Text and sequences: the saved charmap or series format, so no data are read to rebuild the models.
+    trainer = Trainer(config, codec=state.get("data_codec"))
     restore_trainer(trainer, state)
     return trainer
 
