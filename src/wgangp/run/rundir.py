@@ -59,7 +59,8 @@ def load_run(path: str | Path, *, device: str | None = None) -> Trainer:
     config = config_from_dict(state["config"])
     if device is not None:
         config = config.replace(device=device)
-    trainer = Trainer(config)
+    # A conditional run's class count is in its checkpoint, so sampling needs no pass over the labels.
+    trainer = Trainer(config, n_classes=state.get("n_classes"))
     restore_trainer(trainer, state)
     return trainer
 
