@@ -360,8 +360,11 @@ CASES = [
     ),
     Case(
         "labels out of range (n_classes)",
-        ["train", "--dataset", "vectors", "--data-path", "{tmp}/v.npz", "--set", "conditioning=acgan"]
-        + ["--set", "n_classes=3", *TINY],
+        [
+            *("train", "--dataset", "vectors", "--data-path", "{tmp}/v.npz", "--set", "conditioning=acgan"),
+            *("--set", "n_classes=3"),
+            *TINY,
+        ],
         "v.npz: y must be < n_classes = 3; got 4",
         _labelled_vectors("v.npz", [0, 1, 2, 3, 4]),
     ),
@@ -373,8 +376,11 @@ CASES = [
     ),
     Case(
         "class folder with an empty class",
-        ["train", "--dataset", "folder", "--data-path", "{tmp}/classes", "--set", "resolution=8"]
-        + ["--set", "conditioning=acgan", "--set", "model=dcgan", *TINY],
+        [
+            *("train", "--dataset", "folder", "--data-path", "{tmp}/classes", "--set", "resolution=8"),
+            *("--set", "conditioning=acgan", "--set", "model=dcgan"),
+            *TINY,
+        ],
         "class folder(s) dog in",
         _class_folder_with_an_empty_class,
     ),

@@ -17,7 +17,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from wgangp.config import (
     DATASET_PRESETS,
@@ -29,6 +29,11 @@ from wgangp.config import (
     resolve_config,
 )
 from wgangp.errors import RunInterrupted, UserError
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from wgangp.trainer import Trainer
 
 __all__ = ["main"]
 
@@ -422,7 +427,9 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def _draw_samples(trainer: Any, n: int, seed: int, chosen: int | str | None) -> tuple[Any, Any, int | None]:
+def _draw_samples(
+    trainer: Trainer, n: int, seed: int, chosen: int | str | None
+) -> tuple[Tensor, Tensor | None, int | None]:
     """``(samples [N, ...], labels [N] or None, grid columns or None)`` for ``wgangp sample``'s ``--class``."""
     import torch
 
