@@ -449,8 +449,8 @@ def _draw_samples(
             )
         labels = torch.full((n,), chosen, dtype=torch.int64)
         return trainer.sample(n, seed=seed, labels=labels).cpu(), labels, None
-    samples, labels = trainer.sample_labelled(n, seed=seed)
-    return samples.cpu(), None if labels is None else labels.cpu(), None
+    samples, drawn = trainer.sample_labelled(n, seed=seed)
+    return samples.cpu(), None if drawn is None else drawn.cpu(), None
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
