@@ -92,6 +92,34 @@ def _train_text(run: Path) -> None:
     assert main(["train", "--dataset", "text", "--steps", "1", "--out", str(run), *sets, *TINY[8:]]) == 0
 
 
+def _labelled_vectors(name: str, labels: list[int]) -> Callable[[Path], None]:
+    """A ``.npz`` of 2-d vectors ``x`` with class labels ``y`` (repeated to 320 rows)."""
+
+    def setup(tmp: Path) -> None:
+        import numpy as np
+
+        y = np.resize(np.asarray(labels), 320)
+        x = np.random.default_rng(0).normal(size=(320, 2)) + y[:, None]
+        np.savez(tmp / name, x=x, y=y)
+
+    return setup
+
+
+def _class_folder_with_an_empty_class(tmp: Path) -> None:
+    from PIL import Image
+
+    for name in ("cat", "dog"):
+        (tmp / "classes" / name).mkdir(parents=True)
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(tmp / "classes" / "cat" / "a.png")
+
+
+def _conditional_run(tmp: Path) -> None:
+    """``crun``: a finished 10-class AC-GAN run (MLP on labelled vectors)."""
+    _labelled_vectors("ten.npz", list(range(10)))(tmp)
+    data = ["--dataset", "vectors", "--data-path", str(tmp / "ten.npz"), "--set", "conditioning=acgan"]
+    assert main(["train", "--out", str(tmp / "crun"), "--steps", "2", *data, *TINY]) == 0
+
+
 def _locked_dir(tmp: Path) -> None:
     (tmp / "locked").mkdir()
     (tmp / "locked").chmod(0o555)
@@ -381,6 +409,65 @@ CASES = [
         "sample: zero samples",
         ["sample", "{run}", "-n", "0", "--out", "{tmp}/s.npy"],
         "-n: must be a positive",
+    ),
+    # Class-conditional runs (README "Conditional").
+    Case(
+        "conditioning on a dataset without labels",
+        ["train", "--set", "conditioning=acgan"],
+        "conditioning=acgan needs class labels; dataset 8gaussians has none",
+    ),
+    Case(
+        "conditioning on vectors without labels (.npy)",
+        ["train", "--dataset", "vectors", "--data-path", "{tmp}/v.npy", "--set", "conditioning=projection"],
+        "vectors with labels need a .npz holding x [N, D] and y [N]",
+        _npy("v.npy", [[1.0, 2.0]] * 300),
+    ),
+    Case(
+        "n_classes without conditioning",
+        ["train", "--set", "n_classes=10"],
+        "n_classes=10 needs conditioning",
+    ),
+    Case(
+        "labels out of range (n_classes)",
+        [
+            *("train", "--dataset", "vectors", "--data-path", "{tmp}/v.npz", "--set", "conditioning=acgan"),
+            *("--set", "n_classes=3"),
+            *TINY,
+        ],
+        "v.npz: y must be < n_classes = 3; got 4",
+        _labelled_vectors("v.npz", [0, 1, 2, 3, 4]),
+    ),
+    Case(
+        "labels out of range (negative)",
+        ["train", "--dataset", "vectors", "--data-path", "{tmp}/v.npz", "--set", "conditioning=acgan", *TINY],
+        "v.npz: y must be class indices ≥ 0; got -1",
+        _labelled_vectors("v.npz", [0, 1, -1]),
+    ),
+    Case(
+        "class folder with an empty class",
+        [
+            *("train", "--dataset", "folder", "--data-path", "{tmp}/classes", "--set", "resolution=8"),
+            *("--set", "conditioning=acgan", "--set", "model=dcgan"),
+            *TINY,
+        ],
+        "class folder(s) dog in",
+        _class_folder_with_an_empty_class,
+    ),
+    Case(
+        "sample: --class on an unconditional run",
+        ["sample", "{run}", "--class", "0", "--out", "{tmp}/s.npz"],
+        "--class needs a class-conditional run",
+    ),
+    Case(
+        "sample: --class 12 on a 10-class run",
+        ["sample", "{tmp}/crun", "--class", "12", "--out", "{tmp}/s.npz"],
+        "--class 12 is out of range: this run has 10 classes (0..9)",
+        _conditional_run,
+    ),
+    Case(
+        "sample: --class not a class",
+        ["sample", "{run}", "--class", "seven", "--out", "{tmp}/s.npz"],
+        "--class: must be a class index >= 0 or 'all'",
     ),
 ]
 if not torch.cuda.is_available():

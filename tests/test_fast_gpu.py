@@ -162,3 +162,54 @@ def test_sequence_models_graph_and_bf16_train_like_eager_on_cuda(dataset, tmp_pa
     assert all(np.isfinite(v).all() for v in losses.values())
     # As for digits: the capturable fused Adam rounds differently, so the losses agree loosely.
     assert losses["graph", "fp32"] == pytest.approx(losses["eager", "fp32"], rel=0.25, abs=0.02)
+
+
+# --- class-conditional runs: labels in a static buffer ------------------------------------------------
+
+
+def _conditional_run(conditioning, reals, labels, *, graph):
+    config = resolve_config("digits", overrides={"conv_width": 16, "conditioning": conditioning})
+    device = torch.device("cuda")
+    generator, critic = (m.to(device) for m in build_models(config, n_classes=10))
+    opts = [torch.optim.SGD(m.parameters(), lr=1e-2) for m in (generator, critic)]
+    nets = TrainState(generator, critic, opts[0], opts[1], torch.Generator(device=device).manual_seed(1))
+    spec = StepSpec.from_config(config, autocast_cache=False, n_classes=10)
+    graphed = GraphedIteration(nets, spec, warmup=1) if graph else None
+    stats = []
+    for it in range(reals.shape[0]):
+        schedule = (True,) * config.n_critic
+        if graphed:
+            out = graphed(reals[it], schedule, labels[it])
+        else:
+            out = iteration(nets, spec, reals[it].cuda(), schedule, labels=labels[it].cuda())
+        stats.append({k: float(v) for k, v in out.items()})
+    return nets, stats, graphed
+
+
+@pytest.mark.parametrize("conditioning", ["acgan", "projection"])
+def test_conditional_graph_matches_eager(conditioning):
+    # Host batches and labels copied into the static buffers before each replay: eager's training.
+    g = torch.Generator().manual_seed(3)
+    reals = torch.rand(6, 5, 64, 1, 8, 8, generator=g) * 2 - 1
+    labels = torch.randint(10, (6, 5, 64), generator=g)
+    eager, eager_stats, _ = _conditional_run(conditioning, reals, labels, graph=False)
+    graphed, graph_stats, captured = _conditional_run(conditioning, reals, labels, graph=True)
+    assert len(captured._graphs) == 1  # replayed, not eager throughout
+    assert _relative(graphed.critic.parameters(), eager.critic.parameters()) < 1e-4
+    assert _relative(graphed.generator.parameters(), eager.generator.parameters()) < 1e-4
+    assert graph_stats[-1].keys() == eager_stats[-1].keys()
+    if conditioning == "acgan":
+        assert graph_stats[-1]["class_loss"] == pytest.approx(eager_stats[-1]["class_loss"], rel=1e-3)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_conditional_trainer_takes_the_graph_on_cuda(precision):
+    config = resolve_config("digits-acgan", overrides={"conv_width": 16, "precision": precision, "steps": 20})
+    trainer = Trainer(config, device=torch.device("cuda"))
+    assert trainer.step_path == "graph" and trainer.n_classes == 10
+    for _ in range(5):
+        stats = trainer.train_iteration()
+    assert all(torch.isfinite(v) for v in stats.values())
+    assert 0.0 <= float(stats["class_accuracy_real"]) <= 1.0
+    images = trainer.sample(20, seed=0, labels=torch.arange(10).repeat(2).cuda())
+    assert images.shape == (20, 1, 8, 8) and images.is_cuda

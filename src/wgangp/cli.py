@@ -17,7 +17,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from wgangp.config import (
     DATASET_PRESETS,
@@ -29,6 +29,11 @@ from wgangp.config import (
     resolve_config,
 )
 from wgangp.errors import RunInterrupted, UserError
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from wgangp.trainer import Trainer
 
 __all__ = ["main"]
 
@@ -183,6 +188,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sample.add_argument("--seed", type=_non_negative_int, default=0, help="seed for the latents")
     sample.add_argument("--device", help="auto | cpu | cuda")
+    sample.add_argument(
+        "--class",
+        dest="class_",
+        type=_class_choice,
+        metavar="K|all",
+        help="conditional runs: samples of class K, or 'all': N of every class (a PNG grid has one row per "
+        "class); default: labels drawn uniformly",
+    )
 
     _add_compare_parsers(commands)
 
@@ -201,6 +214,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("presets", help="list the presets")
     return parser
+
+
+def _class_choice(text: str) -> int | str:
+    """``--class``: a class index ≥ 0 or ``all``."""
+    if text == "all":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a class index >= 0 or 'all'; got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a class index >= 0 or 'all'; got {value}")
+    return value
 
 
 def _positive_float(text: str) -> float:
@@ -379,7 +405,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         raise UserError(f"--out {out} is a directory")
     trainer = load_run(args.run_dir, device=args.device)
     _check_sample_format(trainer.config.dataset, out)
-    samples = trainer.sample(args.n, seed=args.seed).cpu()
+    samples, labels, columns = _draw_samples(trainer, args.n, args.seed, args.class_)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         if trainer.config.dataset in ("text", "sequences"):
@@ -394,18 +420,21 @@ def _cmd_sample(args: argparse.Namespace) -> int:
             }  # [N, ...] as generated ([−1, 1] for images)
             if samples.ndim == 4:
                 arrays["images"] = to_uint8(samples)  # [N, H, W, C] uint8
+            if labels is not None:
+                arrays["labels"] = labels.numpy()  # [N] int64: the class each sample was made for
             np.savez(out, **arrays)
         elif samples.ndim == 4:
             from wgangp.pictures.grid import save_grid
 
-            save_grid(samples, out)
+            save_grid(samples, out, columns=columns)
         else:
             from wgangp.pictures.plots import plot_toy
 
             plot_toy(out, None, samples, trainer.critic, title=f"{args.n} samples, step {trainer.step}")
     except OSError as err:
         raise UserError(f"cannot write {out}: {err.strerror or err}") from None
-    print(f"wrote {args.n} samples to {out}")
+    what = f"{args.n} samples" if args.class_ != "all" else f"{trainer.n_classes} × {args.n} samples"
+    print(f"wrote {what} to {out}")
     return 0
 
 
@@ -446,6 +475,32 @@ def _write_sequence_samples(trainer: Any, samples: Any, out: Path) -> None:
         np.save(out, series)
     else:
         np.savez(out, samples=series)
+
+
+def _draw_samples(
+    trainer: Trainer, n: int, seed: int, chosen: int | str | None
+) -> tuple[Tensor, Tensor | None, int | None]:
+    """``(samples [N, ...], labels [N] or None, grid columns or None)`` for ``wgangp sample``'s ``--class``."""
+    import torch
+
+    if chosen is not None and not trainer.conditional:
+        raise UserError(
+            "--class needs a class-conditional run (conditioning=acgan or projection); this run is unconditional"
+        )
+    if chosen == "all":
+        from wgangp.evaluation.images import class_rows
+
+        samples, columns = class_rows(trainer, n, seed=seed)
+        return samples, torch.arange(trainer.n_classes).repeat_interleave(n), columns
+    if isinstance(chosen, int):
+        if chosen >= trainer.n_classes:
+            raise UserError(
+                f"--class {chosen} is out of range: this run has {trainer.n_classes} classes (0..{trainer.n_classes - 1})"
+            )
+        labels = torch.full((n,), chosen, dtype=torch.int64)
+        return trainer.sample(n, seed=seed, labels=labels).cpu(), labels, None
+    samples, drawn = trainer.sample_labelled(n, seed=seed)
+    return samples.cpu(), None if drawn is None else drawn.cpu(), None
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:

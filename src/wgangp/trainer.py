@@ -10,15 +10,17 @@ to read them. Nothing here logs, plots or writes files.
 from __future__ import annotations
 
 import copy
+import functools
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from wgangp.config import TrainConfig
-from wgangp.data import DataCodec, build_sampler, data_codec, data_shape
+from wgangp.data import ArraySampler, DataCodec, build_sampler, data_codec, data_shape
 from wgangp.distributed import Shard, broadcast_parameters, process_device
 from wgangp.errors import UserError
+from wgangp.models import build_conditional_models
 from wgangp.models import build_models as _build_models
 from wgangp.models.global_bn import local_batch_statistics, to_global_batchnorm
 from wgangp.penalty import check_critic, gradient_norms
@@ -43,12 +45,18 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def build_models(config: TrainConfig, codec: DataCodec | None = None) -> tuple[nn.Module, nn.Module]:
+def build_models(
+    config: TrainConfig, codec: DataCodec | None = None, *, n_classes: int = 0
+) -> tuple[nn.Module, nn.Module]:
     """The generator and critic for ``config`` and its data's shape, initialised from ``config.seed`` alone.
 
     ``codec``: a text or sequences run's (:func:`wgangp.data.data_codec`), which fixes that shape.
+    ``n_classes``: K of a conditional run (``config.conditioning``): ``generator(z, y)``, ``critic(x, y)``.
     """
-    return _build_models(config, data_shape(config, codec))
+    shape = data_shape(config, codec)
+    if config.conditioning == "none":
+        return _build_models(config, shape)
+    return build_conditional_models(config, shape, n_classes, conditioning=config.conditioning)
 
 
 @torch.no_grad()
@@ -70,6 +78,8 @@ class Trainer:
 
     ``codec``: a saved text or sequences run's ``data_codec`` (its charmap or series format), so its
     models and encoding are rebuilt without reading the data; ``None`` builds it from the data.
+    A conditional run (``config.conditioning``) draws each batch's labels with it and has ``n_classes``
+    classes: the config's, else the one given (a checkpoint's), else the data's (which loads them).
     """
 
     def __init__(
@@ -79,6 +89,7 @@ class Trainer:
         device: torch.device | None = None,
         shard: Shard | None = None,
         codec: dict[str, Any] | None = None,
+        n_classes: int | None = None,
     ) -> None:
         self.config = config
         self.codec = data_codec(config, codec)  # text: the charmap; sequences: shape and statistics
@@ -86,27 +97,51 @@ class Trainer:
         self.device = (
             device if device is not None else resolve_device(process_device(config.device, self.shard))
         )
-        generator, critic = (m.to(self.device) for m in build_models(config, self.codec))
+        # eager, fast-eager (mixed precision, lazy penalty, compile) or graph: see wgangp.step.paths.
+        self.step_path, _ = choose_step_path(config, self.device, self.shard)
+        # The graph path copies host batches into its static buffer itself, without blocking the host.
+        data_device = torch.device("cpu") if self.step_path == "graph" else self.device
+        # Each process reads only its rows of every global batch (wgangp.distributed).
+        self.data = build_sampler(
+            config,
+            data_device,
+            self.shard.keep(config.batch_size),
+            codec=self.codec,
+            labels=self.conditional,
+            n_classes=config.n_classes,
+        )
+        self.n_classes = 0  # K of a conditional run
+        if self.conditional:
+            assert isinstance(self.data, ArraySampler)  # build_sampler refuses labels elsewhere
+            self.n_classes = config.n_classes or n_classes or self.data.n_classes
+        generator, critic = (
+            m.to(self.device) for m in build_models(config, self.codec, n_classes=self.n_classes)
+        )
         if self.shard.distributed:
             broadcast_parameters([generator, critic])
             if config.sync_batchnorm:  # the same Parameters, before the optimizers and the EMA copy see them
                 generator = to_global_batchnorm(generator)
         check_critic(critic)  # once here, so the hot path can skip the walk over modules
-        # eager, fast-eager (mixed precision, lazy penalty, compile) or graph: see wgangp.step.paths.
-        self.step_path, _ = choose_step_path(config, self.device, self.shard)
         self.state = TrainState.build(config, generator, critic, graph=self.step_path == "graph")
         self.generator_ema = copy.deepcopy(generator).requires_grad_(False) if config.ema_decay > 0 else None
         self.schedulers = build_schedulers(config, (self.generator_opt, self.critic_opt))
-        # The graph path copies host batches into its static buffer itself, without blocking the host.
-        data_device = torch.device("cpu") if self.step_path == "graph" else self.device
-        # Each process reads only its rows of every global batch (wgangp.distributed).
-        self.data = build_sampler(config, data_device, self.shard.keep(config.batch_size), codec=self.codec)
         self.step = 0  # completed generator iterations
         self.skipped_updates = 0  # critic and generator updates dropped by ``skip_nonfinite``
         self._guard = self._skip_nonfinite if config.skip_nonfinite else None
-        self.iteration = build_iteration(
-            config, self.step_path, self.state, self.data, self.shard, self._guard
+        data = self.data
+        draw = (
+            functools.partial(data, with_labels=True)
+            if isinstance(data, ArraySampler) and self.conditional
+            else data
         )
+        self.iteration = build_iteration(
+            config, self.step_path, self.state, draw, self.shard, self._guard, n_classes=self.n_classes
+        )
+
+    @property
+    def conditional(self) -> bool:
+        """Whether this run is class-conditional (``config.conditioning`` acgan or projection)."""
+        return self.config.conditioning != "none"
 
     # The networks and optimizers live in ``self.state``, the one object every step path updates.
     @property
@@ -141,13 +176,20 @@ class Trainer:
     def noise(self) -> torch.Generator:
         return self.state.noise
 
+    def latents(self, n: int) -> Tensor:
+        """``n`` latents ``z ~ N(0, I)`` from the training noise stream (advances it)."""
+        return torch.randn(n, self.config.latent_dim, generator=self.noise, device=self.device)
+
     def critic_step(self) -> dict[str, Tensor]:
         """One critic update on a fresh real batch and fresh z (Algorithm 1, lines 3–10), outside an iteration.
 
         The update :meth:`train_iteration` runs n_critic times; ``{}`` for an update ``skip_nonfinite`` dropped.
         """
-        real = self.data()  # [n_r, ...]: this process's rows of [B, 2] toy, [B, C, R, R] images
         spec = self.iteration.spec
+        if isinstance(self.data, ArraySampler) and self.conditional:
+            real, labels = self.data(with_labels=True)  # [n_r, ...], [n_r]
+            return critic_update(self.state, spec, real, penalise=True, labels=labels, guard=self._guard)
+        real = self.data()  # [n_r, ...]: this process's rows of [B, 2] toy, [B, C, R, R] images
         return critic_update(self.state, spec, real, penalise=True, guard=self._guard)
 
     def generator_step(self) -> dict[str, Tensor]:
@@ -186,8 +228,11 @@ class Trainer:
         self.step += 1
         return stats
 
-    def probe_grad_norm(self, real: Tensor) -> Tensor:
+    def probe_grad_norm(self, real: Tensor, labels: Tensor | None = None) -> Tensor:
         """Mean ‖∇D(x̂)‖ at interpolates between ``real`` and fresh fakes, for any loss (logging only).
+
+        A conditional run's fakes are made for ``labels [n]`` (the reals' labels; drawn uniformly from the
+        probe's stream when not given) and the critic scores ``D(x̂, y)``.
 
         Uses its own random stream and leaves BatchNorm's running buffers alone, so probing never changes the
         training trajectory. Rank 0 alone probes: the generator normalises with the probe batch's own
@@ -198,21 +243,63 @@ class Trainer:
         n = real.shape[0]
         with torch.no_grad(), local_batch_statistics(self.generator):
             z = torch.randn(n, self.config.latent_dim, generator=probe, device=self.device)
-            fake = self.generator(z)
+            given = self._labels(n, labels, probe)
+            fake = self.generator(z, *given)
         eps = torch.rand((n,) + (1,) * (real.ndim - 1), generator=probe, device=self.device)
         points = torch.lerp(fake, real.to(self.device), eps).requires_grad_(True)
-        (grads,) = torch.autograd.grad(self.critic(points).sum(), points)
+        (grads,) = torch.autograd.grad(self.critic(points, *given).sum(), points)
         return gradient_norms(grads).mean()
 
+    def _labels(self, n: int, labels: Tensor | None, stream: torch.Generator) -> tuple[Tensor, ...]:
+        """The networks' label argument: ``labels`` checked, or ``n`` uniform ones from ``stream``; ``()``
+        for an unconditional run (which draws nothing, so its streams are as before)."""
+        if not self.conditional:
+            if labels is not None:
+                raise UserError("labels given, but this run is unconditional (conditioning=none)")
+            return ()
+        if labels is None:
+            return (torch.randint(self.n_classes, (n,), generator=stream, device=self.device),)
+        if labels.shape != (n,) or labels.is_floating_point():
+            raise ValueError(
+                f"labels must be integer class indices [{n}]; got {labels.dtype} {tuple(labels.shape)}"
+            )
+        if n and (int(labels.min()) < 0 or int(labels.max()) >= self.n_classes):
+            raise UserError(
+                f"labels must be in 0..{self.n_classes - 1} (this run has {self.n_classes} classes); "
+                f"got {int(labels.min())}..{int(labels.max())}"
+            )
+        return (labels.to(self.device, torch.int64),)
+
     @torch.no_grad()
-    def sample(self, n: int, *, seed: int) -> Tensor:
-        """``n`` generated samples from latents seeded by ``seed`` (independent of the training stream)."""
+    def sample(self, n: int, *, seed: int, labels: Tensor | None = None) -> Tensor:
+        """``n`` generated samples from latents seeded by ``seed`` (independent of the training stream).
+
+        A conditional run makes them for ``labels [n]`` (int64 in ``0..K−1``), or for labels drawn i.i.d.
+        uniformly from the same seeded stream after z when ``labels`` is ``None``
+        (:meth:`sample_labelled` returns them).
+        """
+        return self.sample_labelled(n, seed=seed, labels=labels)[0]
+
+    @torch.no_grad()
+    def sample_labelled(
+        self, n: int, *, seed: int, labels: Tensor | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        """:meth:`sample` and the labels the samples were made for (``None`` for an unconditional run)."""
         probe = torch.Generator(device=self.device).manual_seed(seed)
         z = torch.randn(n, self.config.latent_dim, generator=probe, device=self.device)
+        given = self._labels(n, labels, probe)
+        return self.sample_from(z, given[0] if given else None), (given[0] if given else None)
+
+    @torch.no_grad()
+    def sample_from(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        """The generator (its EMA if kept) in eval mode on latents ``z [n, latent_dim]`` (and ``labels [n]``)."""
+        given = self._labels(z.shape[0], labels, self.noise) if labels is not None else ()
+        if self.conditional and not given:
+            raise ValueError("a conditional run samples for labels: sample_from(z, labels)")
         generator = self.generator_ema if self.generator_ema is not None else self.generator
         was_training = generator.training
         generator.eval()
-        out = generator(z)
+        out = generator(z.to(self.device), *given)
         generator.train(was_training)
         return out
 
@@ -232,6 +319,7 @@ class Trainer:
             "schedulers": [s.state_dict() for s in self.schedulers],
             "scalers": [None if s is None else s.state_dict() for s in self._scalers()],
             "rng": {"noise": self.noise.get_state(), "data": self.data.state_dict()},
+            **({"n_classes": self.n_classes} if self.conditional else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -199,6 +199,18 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
 }
 
+# Class-conditional presets (README "Conditional"): each is its unconditional preset plus the labels.
+PRESETS["digits-acgan"] = (
+    "the digits preset with AC-GAN conditioning (classifier head, conditional BatchNorm in G; scales 1 and "
+    "0.1): the same as `--dataset digits --set conditioning=acgan`",
+    {**PRESETS["digits"][1], "conditioning": "acgan"},
+)
+PRESETS["cifar-resnet-acgan"] = (
+    "paper Table 3 'supervised' / gan_cifar_resnet.py with CONDITIONAL and ACGAN: cifar-resnet with an "
+    "AC-GAN critic head (CE scale 1, generator 0.1) and conditional BatchNorm in G",
+    {**PRESETS["cifar-resnet"][1], "conditioning": "acgan", "acgan_scale": 1.0, "acgan_scale_g": 0.1},
+)
+
 # The baselines' own recipes, applied when ``--loss`` picks them (before config files and --set).
 LOSS_RECIPES: dict[str, dict[str, Any]] = {
     "wgan-gp": {"loss": "wgan-gp"},

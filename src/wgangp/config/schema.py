@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from wgangp.errors import UserError
-from wgangp.losses import LossName
+from wgangp.losses import ACGAN_SCALE, ACGAN_SCALE_G, LossName
 from wgangp.penalty import PenaltyKind, PenaltyPoints
 
 __all__ = ["FIELD_TYPES", "TrainConfig", "config_from_dict", "describe_fields", "field_choices"]
@@ -214,17 +214,44 @@ class TrainConfig:
         True, "sequences: standardise each channel by the training split's mean and std (samples come back)"
     )
 
+    # Conditioning (class-conditional WGAN-GP; the paper's Table 3 "supervised": AC-GAN).
+    conditioning: Literal["none", "acgan", "projection"] = _f(
+        "none",
+        "none | acgan (a classifier head beside the critic's score, conditional BatchNorm in G; paper "
+        "Table 3) | projection (D(x, y) = ψ(φ(x)) + embed(y)·φ(x), Miyato & Koyama 2018); needs labels",
+        choices=("none", "acgan", "projection"),
+    )
+    n_classes: int = _f(0, "classes of a conditional run; 0 = from the data's labels (largest + 1)", low=0)
+    acgan_scale: float = _f(
+        ACGAN_SCALE, "weight of the critic's cross-entropy on real labels (official ACGAN_SCALE: 1)", low=0.0
+    )
+    acgan_scale_g: float = _f(
+        ACGAN_SCALE_G,
+        "weight of the generator's cross-entropy on its labels (official ACGAN_SCALE_G: 0.1)",
+        low=0.0,
+    )
+
     def __post_init__(self) -> None:
         for f in fields(self):
             _check_value(f, getattr(self, f.name))
         if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
             raise UserError(f"device must be auto, cpu, cuda or cuda:N; got {self.device!r}")
+        if self.conditioning == "none" and self.n_classes:
+            raise UserError(f"n_classes={self.n_classes} needs conditioning=acgan or projection")
+        if self.conditioning != "none" and self.dataset in _UNLABELLED:
+            raise UserError(
+                f"conditioning={self.conditioning} needs class labels; dataset {self.dataset} has none "
+                "(digits, mnist, cifar10, folder with one sub-folder per class, vectors from a .npz with y)"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def replace(self, **changes: Any) -> TrainConfig:
         return config_from_dict(self.to_dict() | changes)
+
+
+_UNLABELLED = ("8gaussians", "25gaussians", "swissroll")  # the toy sets: points without classes
 
 
 def _check_value(f: dataclasses.Field[Any], value: Any) -> None:

@@ -1,10 +1,18 @@
-"""Images: fixed-latent sample grids; classifier-feature FD/KID for labelled sets; Inception metrics on request."""
+"""Images: fixed-latent sample grids; classifier-feature FD/KID for labelled sets; Inception metrics on request.
+
+Class-conditional runs (``conditioning`` acgan or projection): grids have one row per class, metrics are
+of samples made for i.i.d. uniform labels, and labelled sets add the class consistency and per-class FD
+(:mod:`wgangp.metrics.conditional`).
+"""
 
 from __future__ import annotations
 
 import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
 
 from wgangp.data.images import IMAGE_DATASETS, LABELLED_DATASETS
 from wgangp.errors import UserError
@@ -21,9 +29,10 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
     from wgangp.metrics.classifier import ClassifierMetrics
+    from wgangp.metrics.conditional import ConditionalMetrics
     from wgangp.trainer import Trainer
 
-__all__ = ["ImageKind", "LabelledImageKind"]
+__all__ = ["ImageKind", "LabelledImageKind", "class_rows"]
 
 PANEL_IMAGES = 36  # images in one panel of compare's samples figure
 
@@ -39,11 +48,16 @@ class ImageKind(DataKind):
     def draw(self, trainer: Trainer, run_dir: Path, name: str, log: ImageLog | None = None) -> Path | None:
         from wgangp.pictures.grid import image_grid, save_grid
 
-        images = trainer.sample(self.config.grid_samples, seed=GRID_SEED).cpu()  # [n, C, R, R]
+        columns = None
+        if trainer.conditional:
+            # One row per class, grid_samples // K fixed latents in each (the same z in every row).
+            images, columns = class_rows(trainer, max(1, self.config.grid_samples // trainer.n_classes))
+        else:
+            images = trainer.sample(self.config.grid_samples, seed=GRID_SEED).cpu()  # [n, C, R, R]
         scale = max(1, 128 // images.shape[-1])  # small images enlarged so a grid is legible
-        path = save_grid(images, run_dir / "samples" / f"{name}.png", scale=min(scale, 4))
+        path = save_grid(images, run_dir / "samples" / f"{name}.png", scale=min(scale, 4), columns=columns)
         if log is not None:
-            log.write_image("samples", image_grid(images), trainer.step)
+            log.write_image("samples", image_grid(images, columns=columns), trainer.step)
         return path
 
     def draw_panel(self, ax: Axes, trainer: Trainer, *, title: str) -> None:
@@ -56,11 +70,18 @@ class ImageKind(DataKind):
     def evaluate_saved(self, trainer: Trainer, run_dir: Path, request: EvalRequest) -> dict[str, Any]:
         out = super().evaluate_saved(trainer, run_dir, request)
         n = out["samples"]
-        fake = trainer.sample(n, seed=request.seed).cpu()
+        fake, labels = trainer.sample_labelled(n, seed=request.seed)  # labels i.i.d. uniform if conditional
+        fake = fake.cpu()
         if "classifier" in request.metrics:
-            from wgangp.metrics.images import classifier_metrics
+            from wgangp.metrics.images import classifier_metrics, conditional_metrics
 
-            out |= classifier_metrics(self.config, cache_dir=run_dir, reference_samples=n)(fake)
+            if labels is None:
+                out |= classifier_metrics(self.config, cache_dir=run_dir, reference_samples=n)(fake)
+            else:
+                scorer = conditional_metrics(
+                    self.config, cache_dir=run_dir, reference_samples=n, n_classes=trainer.n_classes
+                )
+                out |= scorer.base(fake) | scorer(fake, labels)
         inception = [m for m in request.metrics if m != "classifier"]
         if inception:
             from wgangp.metrics.inception import inception_metrics
@@ -94,11 +115,40 @@ class LabelledImageKind(ImageKind):
     @functools.cached_property
     def scorer(self) -> ClassifierMetrics:
         """The classifier and the real reference features, built on first use (``eval`` needs neither)."""
+        if self.config.conditioning != "none":
+            return self.conditional_scorer.base
         from wgangp.metrics.images import classifier_metrics
 
         return classifier_metrics(
             self.config, cache_dir=self.cache_dir, reference_samples=self.config.eval_samples
         )
 
+    @functools.cached_property
+    def conditional_scorer(self) -> ConditionalMetrics:
+        """Class consistency and per-class FD on the same classifier and reference set (conditional runs)."""
+        from wgangp.metrics.images import conditional_metrics
+
+        return conditional_metrics(
+            self.config,
+            cache_dir=self.cache_dir,
+            reference_samples=self.config.eval_samples,
+            n_classes=self.config.n_classes,
+        )
+
     def evaluate(self, trainer: Trainer) -> dict[str, float]:
-        return self.scorer(self.fakes(trainer, self.config.eval_samples))
+        if not trainer.conditional:
+            return self.scorer(self.fakes(trainer, self.config.eval_samples))
+        # The fixed eval latents with i.i.d. uniform labels drawn after them from the same seed.
+        images, labels = trainer.sample_labelled(self.config.eval_samples, seed=self.seed)
+        assert labels is not None
+        images = images.cpu()
+        return self.scorer(images) | self.conditional_scorer(images, labels)
+
+
+def class_rows(trainer: Trainer, columns: int, *, seed: int = GRID_SEED) -> tuple[Tensor, int]:
+    """``columns`` samples of every class, class by class (``[K·columns, C, R, R]``, CPU), for a grid with
+    one row per class; the same latents in every row, so a column shows one z across the classes."""
+    probe = torch.Generator(device="cpu").manual_seed(seed)
+    z = torch.randn(columns, trainer.config.latent_dim, generator=probe)  # [columns, latent]
+    labels = torch.arange(trainer.n_classes).repeat_interleave(columns)  # [K·columns]
+    return trainer.sample_from(z.repeat(trainer.n_classes, 1), labels).cpu(), columns

@@ -12,11 +12,12 @@ from wgangp.data.images import LABELLED_DATASETS
 from wgangp.data.sampler import epoch_order
 from wgangp.errors import UserError
 from wgangp.metrics.classifier import ClassifierMetrics
+from wgangp.metrics.conditional import ConditionalMetrics
 
 if TYPE_CHECKING:
     from wgangp.config import TrainConfig
 
-__all__ = ["CLASSIFIER_CACHE", "classifier_metrics", "to_unit"]
+__all__ = ["CLASSIFIER_CACHE", "classifier_metrics", "conditional_metrics", "to_unit"]
 
 CLASSIFIER_CACHE = "classifier.pt"
 HOLDOUT = 0.2  # share of a dataset held out to test the classifier when it has no test split
@@ -34,12 +35,33 @@ def classifier_metrics(
 
     The reference is ``reference_samples`` real training images in a fixed order (all of them if fewer).
     """
+    return _classifier_and_reference_labels(
+        config, cache_dir=cache_dir, reference_samples=reference_samples, seed=seed
+    )[0]
+
+
+def conditional_metrics(
+    config: TrainConfig, *, cache_dir: Path | None, reference_samples: int, seed: int = 0, n_classes: int = 0
+) -> ConditionalMetrics:
+    """Class consistency and per-class FD (:mod:`wgangp.metrics.conditional`) on :func:`classifier_metrics`'
+    classifier and reference set, whose labels are those of the same fixed rows. ``n_classes`` 0: the data's.
+    """
+    base, reference_labels = _classifier_and_reference_labels(
+        config, cache_dir=cache_dir, reference_samples=reference_samples, seed=seed
+    )
+    return ConditionalMetrics.fit(base, reference_labels, n_classes)
+
+
+def _classifier_and_reference_labels(
+    config: TrainConfig, *, cache_dir: Path | None, reference_samples: int, seed: int
+) -> tuple[ClassifierMetrics, Tensor]:
     if config.dataset not in LABELLED_DATASETS:
         raise UserError(
             f"classifier metrics need a labelled dataset ({', '.join(LABELLED_DATASETS)}); "
             f"{config.dataset} has none: use --metric fid with --inception-weights"
         )
     all_images, labels = labelled_images(config, "train")
+    labels_all = labels
     images = all_images
     test: tuple[Tensor, Tensor] | None = None
     if config.dataset != "digits":
@@ -52,7 +74,8 @@ def classifier_metrics(
         cut = int(images.shape[0] * (1 - HOLDOUT))
         test = images[order[cut:]], labels[order[cut:]]
         images, labels = images[order[:cut]], labels[order[:cut]]
-    reference = all_images[epoch_order(all_images.shape[0], seed + 1, 0)[:reference_samples]]
+    reference_rows = epoch_order(all_images.shape[0], seed + 1, 0)[:reference_samples]
+    reference, reference_labels = all_images[reference_rows], labels_all[reference_rows]
     key = {
         "dataset": config.dataset,
         "data_path": str(Path(config.data_path).resolve()) if config.data_path else "",
@@ -60,7 +83,7 @@ def classifier_metrics(
         "seed": seed,
     }
     cache = None if cache_dir is None else Path(cache_dir) / CLASSIFIER_CACHE
-    return ClassifierMetrics.fit(
+    classifier = ClassifierMetrics.fit(
         (to_unit(images), labels),
         (to_unit(test[0]), test[1]),
         to_unit(reference),
@@ -68,3 +91,4 @@ def classifier_metrics(
         key=key,
         seed=seed,
     )
+    return classifier, reference_labels

@@ -31,11 +31,11 @@ def image_grid(images: Tensor, *, columns: int | None = None, padding: int = 2) 
     return grid
 
 
-def save_grid(images: Tensor, path: str | Path, *, scale: int = 1) -> Path:
+def save_grid(images: Tensor, path: str | Path, *, scale: int = 1, columns: int | None = None) -> Path:
     """Write :func:`image_grid` of ``images`` as a PNG, each pixel enlarged ``scale``× (nearest)."""
     from PIL import Image
 
-    grid = image_grid(images)
+    grid = image_grid(images, columns=columns)
     if scale > 1:
         grid = grid.repeat(scale, axis=0).repeat(scale, axis=1)
     path = Path(path)

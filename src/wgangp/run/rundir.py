@@ -59,8 +59,9 @@ def load_run(path: str | Path, *, device: str | None = None) -> Trainer:
     config = config_from_dict(state["config"])
     if device is not None:
         config = config.replace(device=device)
-    # Text and sequences: the saved charmap or series format, so no data are read to rebuild the models.
-    trainer = Trainer(config, codec=state.get("data_codec"))
+    # The saved charmap or series format (text, sequences) and a conditional run's class count, so no data
+    # are read to rebuild the models.
+    trainer = Trainer(config, codec=state.get("data_codec"), n_classes=state.get("n_classes"))
     restore_trainer(trainer, state)
     return trainer
 

@@ -14,7 +14,7 @@ The penalty differentiates the critic twice, which is where mixed precision goes
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import torch
@@ -74,7 +74,7 @@ def penalty_points(
 
 
 def mixed_precision_penalty(
-    critic: Callable[[Tensor], Tensor],
+    critic: Callable[..., Tensor],
     real: Tensor,
     fake: Tensor,
     *,
@@ -88,13 +88,15 @@ def mixed_precision_penalty(
     dragan_scale: float = 0.5,
     cache_enabled: bool = True,
     rows: Rows | None = None,
+    critic_inputs: Sequence[Tensor] = (),
 ) -> tuple[Tensor, Tensor]:
     """Unweighted penalty ``E[(‖∇_x̂ D(x̂)‖₂ − target)²]`` with the critic's forward in bf16/fp16.
 
     Same points, same random draws and same per-sample terms as ``wgangp.gradient_penalty`` (Gulrajani et
     al. 2017, eq. 3); only the critic's arithmetic is in lower precision. ``real``, ``fake``: ``[N, ...]``
     fp32. With ``scaler`` (fp16), the outputs passed to ``autograd.grad`` are scaled and the gradients
-    unscaled before the norm, as in PyTorch's AMP recipe.
+    unscaled before the norm, as in PyTorch's AMP recipe. ``critic_inputs`` (e.g. labels ``[N]``) are
+    passed after x̂, cut to the penalised rows, and held fixed, as ``gradient_penalty`` does.
 
     Returns ``(penalty, norms [k])``: the fp32 scalar penalty and the detached per-sample norms.
     """
@@ -105,7 +107,7 @@ def mixed_precision_penalty(
         True
     )  # [k, ...]
     with autocast(precision, points.device, cache_enabled=cache_enabled):
-        scores = critic(points)  # [k] in bf16/fp16
+        scores = critic(points, *(c[:k] for c in critic_inputs))  # [k] in bf16/fp16
     # Outside autocast: the double backward recorded here must not be cast down (pytorch#105682).
     out = scores.float().sum()  # summing = per-sample gradients, as no sample sees another (no BatchNorm)
     if scaler is not None:

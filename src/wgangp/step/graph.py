@@ -5,8 +5,8 @@ Replaying them as one captured graph removes the launch overhead. ``make_graphed
 this (it does not support double backward); capturing the *whole* iteration with ``torch.cuda.graph``
 can, given:
 
-- static inputs: the real batches ``[n_critic, B, ...]`` are copied into one device buffer before each
-  replay (from pinned host memory, without blocking the host: the next batches are drawn while the GPU
+- static inputs: the real batches ``[n_critic, B, ...]`` (and a conditional run's labels
+  ``[n_critic, B]``, in a second buffer) are copied into one device buffer before each replay (from pinned host memory, without blocking the host: the next batches are drawn while the GPU
   works);
 - ``Adam(capturable=True)`` with a tensor lr (step counts and lr on the GPU; see ``paths.build_optimizer``);
 - graph-safe RNG: the noise ``torch.Generator`` is registered with the graph, so each replay draws fresh z
@@ -34,7 +34,7 @@ from wgangp.step.update import iteration
 
 __all__ = ["GraphedIteration"]
 
-_Key = tuple[tuple[int, ...], torch.dtype, tuple[bool, ...]]
+_Key = tuple[tuple[int, ...], torch.dtype, tuple[bool, ...], bool]
 
 
 @dataclass
@@ -71,6 +71,7 @@ class GraphedIteration:
         self._seen.clear()
 
     def _buffer(self, reals: Tensor) -> Tensor:
+        """The static device buffer of ``reals``' shape and dtype, holding a copy of ``reals``."""
         key = (tuple(reals.shape), reals.dtype)
         if key not in self._buffers:
             device = next(self.state.critic.parameters()).device
@@ -81,37 +82,41 @@ class GraphedIteration:
         static.copy_(reals, non_blocking=True)  # ordered on the stream before the replay that reads it
         return static
 
-    def __call__(self, reals: Tensor, schedule: tuple[bool, ...]) -> dict[str, Tensor]:
-        """One iteration on ``reals [n_critic, B, ...]`` (host or device) with the penalty per ``schedule``."""
+    def __call__(
+        self, reals: Tensor, schedule: tuple[bool, ...], labels: Tensor | None = None
+    ) -> dict[str, Tensor]:
+        """One iteration on ``reals [n_critic, B, ...]`` (host or device) with the penalty per ``schedule``;
+        ``labels [n_critic, B]`` for a conditional run (int64, in their own static buffer)."""
         static = self._buffer(reals)
-        key: _Key = (tuple(static.shape), static.dtype, schedule)
+        static_labels = None if labels is None else self._buffer(labels)
+        key: _Key = (tuple(static.shape), static.dtype, schedule, labels is not None)
         captured = self._graphs.get(key)
         if captured is None:
             seen = self._seen.get(key, 0)
             if seen < self.warmup:
                 self._seen[key] = seen + 1
-                return self._eager(static, schedule)
-            captured = self._capture(static, schedule)
+                return self._eager(static, schedule, static_labels)
+            captured = self._capture(static, schedule, static_labels)
             self._graphs[key] = captured
         captured.graph.replay()
         # One copy out of the graph's output buffer, which the next replay overwrites.
         values = captured.stats.clone().unbind(0)
         return dict(zip(captured.keys, values, strict=True))
 
-    def _eager(self, static: Tensor, schedule: tuple[bool, ...]) -> dict[str, Tensor]:
+    def _eager(self, static: Tensor, schedule: tuple[bool, ...], labels: Tensor | None) -> dict[str, Tensor]:
         """A real iteration, run on a side stream as capture's warm-up requires."""
         if self._side is None:
             self._side = torch.cuda.Stream(device=static.device)
         current = torch.cuda.current_stream(static.device)
         self._side.wait_stream(current)
         with torch.cuda.stream(self._side):
-            stats = iteration(self.state, self.spec, static, schedule)
+            stats = iteration(self.state, self.spec, static, schedule, labels=labels)
         current.wait_stream(self._side)
         for value in stats.values():
             value.record_stream(current)
         return stats
 
-    def _capture(self, static: Tensor, schedule: tuple[bool, ...]) -> _Captured:
+    def _capture(self, static: Tensor, schedule: tuple[bool, ...], labels: Tensor | None) -> _Captured:
         graph = torch.cuda.CUDAGraph()
         if self.state.noise is not torch.cuda.default_generators[static.device.index or 0]:
             # The default generator is registered by torch itself; our own stream must be registered.
@@ -122,7 +127,7 @@ class GraphedIteration:
         if self.spec.shard.distributed:
             torch.cuda.synchronize(static.device)  # no warm-up collective in flight during capture
         with torch.cuda.graph(graph):
-            stats = iteration(self.state, self.spec, static, schedule)
+            stats = iteration(self.state, self.spec, static, schedule, labels=labels)
             keys = list(stats)
             packed = torch.stack([stats[k].float() for k in keys])  # [n_stats]
         return _Captured(graph, packed, keys)

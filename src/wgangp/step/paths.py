@@ -85,23 +85,31 @@ class Iteration:
     """:func:`~wgangp.step.update.iteration` fed by a sampler of real batches, eagerly or through a CUDA graph.
 
     Keeps the lazy-penalty clock: generator iteration ``step`` has critic steps ``step·n_critic`` onwards.
+    ``draw_real`` returns a batch, or ``(batch, labels)`` for a conditional run (stacked ``[n_critic, B]``).
     On the graph path the host draws the next batches while the GPU still replays the previous iteration.
     ``guard`` (``skip_nonfinite``) is for the eager fp32 path, which :func:`choose_step_path` enforces.
     """
 
     state: TrainState
     spec: StepSpec
-    draw_real: Callable[[], Tensor]
+    draw_real: Callable[[], Tensor | tuple[Tensor, Tensor]]
     graphed: GraphedIteration | None = None
     guard: UpdateGuard | None = None
 
     def __call__(self, step: int) -> dict[str, Tensor]:
-        # [n_critic, n_r, ...]: this process's rows of each global batch (all B rows with one process)
-        reals = torch.stack([self.draw_real() for _ in range(self.spec.n_critic)])
+        draws = [self.draw_real() for _ in range(self.spec.n_critic)]
+        labels: Tensor | None = None
+        if self.spec.conditional:
+            pairs = [draw for draw in draws if isinstance(draw, tuple)]
+            assert len(pairs) == len(draws), "a conditional run's sampler returns (batch, labels)"
+            # [n_critic, n_r, ...] and [n_critic, n_r]: this process's rows of each global batch
+            reals, labels = torch.stack([x for x, _ in pairs]), torch.stack([y for _, y in pairs])
+        else:
+            reals = torch.stack([draw for draw in draws if isinstance(draw, Tensor)])
         schedule = penalty_schedule(step * self.spec.n_critic, self.spec.n_critic, self.spec.penalty_every)
         if self.graphed is not None:
-            return self.graphed(reals, schedule)
-        return iteration(self.state, self.spec, reals, schedule, guard=self.guard)
+            return self.graphed(reals, schedule, labels)
+        return iteration(self.state, self.spec, reals, schedule, labels=labels, guard=self.guard)
 
     def reset(self) -> None:
         if self.graphed is not None:
@@ -112,12 +120,17 @@ def build_iteration(
     config: TrainConfig,
     path: StepPath,
     state: TrainState,
-    draw_real: Callable[[], Tensor],
+    draw_real: Callable[[], Tensor | tuple[Tensor, Tensor]],
     shard: Shard | None = None,
     guard: UpdateGuard | None = None,
+    n_classes: int | None = None,
 ) -> Iteration:
-    """The iteration for ``path``: the same update, captured in a CUDA graph on ``graph``."""
+    """The iteration for ``path``: the same update, captured in a CUDA graph on ``graph``.
+
+    ``n_classes``: a conditional run's K when the config leaves it to the data.
+    """
     if path == "graph":
-        spec = StepSpec.from_config(config, autocast_cache=False, shard=shard)
+        spec = StepSpec.from_config(config, autocast_cache=False, shard=shard, n_classes=n_classes)
         return Iteration(state, spec, draw_real, GraphedIteration(state, spec))
-    return Iteration(state, StepSpec.from_config(config, shard=shard), draw_real, guard=guard)
+    spec = StepSpec.from_config(config, shard=shard, n_classes=n_classes)
+    return Iteration(state, spec, draw_real, guard=guard)

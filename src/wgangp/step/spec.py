@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from wgangp.config import TrainConfig
 from wgangp.distributed import Shard
@@ -36,11 +37,25 @@ class StepSpec:
     generator_batch_multiple: int  # the generator step's batch is B × this (paper ResNet: 2)
     autocast_cache: bool  # False under CUDA-graph capture
     shard: Shard  # this process's rows of every global batch (wgangp.distributed)
+    conditioning: Literal["none", "acgan", "projection"]
+    n_classes: int  # K of a conditional run (resolved from the data when the config says 0); 0 otherwise
+    acgan_scale: float
+    acgan_scale_g: float
+
+    @property
+    def conditional(self) -> bool:
+        return self.conditioning != "none"
 
     @classmethod
     def from_config(
-        cls, config: TrainConfig, *, autocast_cache: bool = True, shard: Shard | None = None
+        cls,
+        config: TrainConfig,
+        *,
+        autocast_cache: bool = True,
+        shard: Shard | None = None,
+        n_classes: int | None = None,
     ) -> StepSpec:
+        """``n_classes``: the run's K when the config leaves it to the data (``Trainer`` resolves it)."""
         return cls(
             loss=config.loss,
             penalty_weight=config.penalty_weight,
@@ -59,4 +74,10 @@ class StepSpec:
             generator_batch_multiple=config.generator_batch_multiple,
             autocast_cache=autocast_cache,
             shard=shard if shard is not None else Shard(),
+            conditioning=config.conditioning,
+            n_classes=(n_classes if n_classes is not None else config.n_classes)
+            if config.conditioning != "none"
+            else 0,
+            acgan_scale=config.acgan_scale,
+            acgan_scale_g=config.acgan_scale_g,
         )

@@ -16,9 +16,9 @@ __all__ = ["NOISE_SEED_OFFSET", "Objective", "TrainState"]
 
 NOISE_SEED_OFFSET = 1  # the noise stream (z and the penalty's ε) is seeded with config.seed + 1
 
-# (critic, real, fake, points x̂, penalty weight) -> (total loss, critic loss, Wasserstein estimate, penalty, norms)
+# (critic, real, fake, points x̂, penalty weight, labels or None) -> (total loss, the critic step's stats)
 Objective = Callable[
-    [nn.Module, Tensor, Tensor, Tensor, float], tuple[Tensor, Tensor, Tensor, Tensor, Tensor]
+    [nn.Module, Tensor, Tensor, Tensor, float, Tensor | None], tuple[Tensor, dict[str, Tensor]]
 ]
 
 

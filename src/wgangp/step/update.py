@@ -6,18 +6,23 @@
 real batches pre-stacked ``[n_critic, B, ...]``, and (unless a ``guard`` is given, which the graph path
 never does) never reads a value back to the host nor branches on tensor values, so it can be captured as
 it is.
+
+Class-conditional runs (``spec.conditioning`` acgan or projection) take the real batches' labels
+``[n_critic, B]`` beside them: each critic step's fakes are made for its real batch's labels, the
+generator step's labels are drawn uniformly from the noise stream right after its z. Unconditional runs
+draw nothing more, so their random streams are exactly as before.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, cast
 
 import torch
 from torch import Tensor, nn
 
 from wgangp.distributed import Shard, all_reduce_gradients
-from wgangp.losses import clip_weights_, critic_loss, generator_loss
+from wgangp.losses import class_cross_entropy, clip_weights_, critic_loss, generator_loss
 from wgangp.penalty import gradient_penalty, penalised_count, penalty_from_gradients
 from wgangp.step.amp import autocast, mixed_precision_penalty, penalty_points
 from wgangp.step.lazy import lazy_penalty_weight
@@ -42,6 +47,64 @@ def accumulate(totals: dict[str, Tensor], counts: dict[str, int], stats: dict[st
 def _latents(spec: StepSpec, total: int, device: torch.device, noise: torch.Generator) -> Tensor:
     """z for a global batch of ``total``, cut to this process's rows: ``[n_r, latent_dim]``."""
     return spec.shard.take(torch.randn(total, spec.latent_dim, generator=noise, device=device))
+
+
+def _class_labels(spec: StepSpec, total: int, device: torch.device, noise: torch.Generator) -> Tensor:
+    """Labels drawn uniformly for a global batch of ``total``, cut to this process's rows: int64 ``[n_r]``."""
+    return spec.shard.take(torch.randint(spec.n_classes, (total,), generator=noise, device=device))
+
+
+def _given(labels: Tensor | None) -> tuple[Tensor, ...]:
+    """The networks' extra arguments: ``(labels,)`` for a conditional run, nothing otherwise."""
+    return () if labels is None else (labels,)
+
+
+class _ACGANCritic(Protocol):
+    def score_and_logits(self, x: Tensor) -> tuple[Tensor, Tensor]: ...
+
+
+def _scores_and_logits(critic: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
+    """An AC-GAN critic's score ``[N]`` and class logits ``[N, K]`` from one pass through its body."""
+    return cast(_ACGANCritic, critic).score_and_logits(x)
+
+
+def _accuracy(logits: Tensor, labels: Tensor) -> Tensor:
+    """The share of rows whose top logit is their label (the official ``disc_acgan_acc``); no host sync."""
+    return (logits.argmax(1) == labels).float().mean()
+
+
+def critic_scores_and_loss(
+    critic: nn.Module, spec: StepSpec, real: Tensor, fake: Tensor, labels: Tensor | None
+) -> tuple[Tensor, Tensor, Tensor, dict[str, Tensor]]:
+    """The critic's loss without the penalty, from one forward of ``[real; fake]`` (``[2n, ...]``).
+
+    Returns ``(loss, real_scores [n], fake_scores [n], class stats)``. AC-GAN adds
+    ``acgan_scale · CE(C(x), y)`` on the real half's logits (Odena et al. 2017; gan_cifar_resnet.py) and
+    reports the classifier's accuracy on both halves; a projection critic scores ``D(x, y)`` with the
+    fakes' labels equal to the reals' (the fakes were made for them). Call under the step's autocast.
+    """
+    both = torch.cat([real, fake])
+    n = real.shape[0]
+    if spec.conditioning == "acgan":
+        assert labels is not None
+        scores, logits = _scores_and_logits(critic, both)  # [2n], [2n, K]
+    else:
+        # One forward for both halves: the same math (no BatchNorm in a critic) with half the launches.
+        scores = critic(both, *_given(None if labels is None else torch.cat([labels, labels])))  # [2n]
+    real_scores, fake_scores = scores.split(n)
+    loss = critic_loss(spec.loss, real_scores, fake_scores)
+    stats: dict[str, Tensor] = {}
+    if spec.conditioning == "acgan":
+        assert labels is not None
+        real_logits, fake_logits = logits.split(n)
+        class_loss = class_cross_entropy(real_logits, labels)
+        loss = loss + spec.acgan_scale * class_loss
+        stats = {
+            "class_loss": class_loss.detach(),
+            "class_accuracy_real": _accuracy(real_logits.detach(), labels),
+            "class_accuracy_fake": _accuracy(fake_logits.detach(), labels),
+        }
+    return loss, real_scores, fake_scores, stats
 
 
 def _apply(
@@ -72,10 +135,14 @@ def _apply(
 
 
 def penalty_and_norms(
-    state: TrainState, spec: StepSpec, real: Tensor, fake: Tensor, total: int
+    state: TrainState, spec: StepSpec, real: Tensor, fake: Tensor, total: int, labels: Tensor | None = None
 ) -> tuple[Tensor, Tensor]:
-    """The unweighted penalty and per-sample norms: the library's in fp32, the AMP recipe otherwise."""
+    """The unweighted penalty and per-sample norms: the library's in fp32, the AMP recipe otherwise.
+
+    ``labels``: a conditional run's; the critic is called as ``critic(x̂, y)`` and differentiated in x̂ alone.
+    """
     shared: dict[str, Any] = {
+        "critic_inputs": _given(labels),
         "kind": spec.penalty_kind,
         "target": spec.penalty_target,
         "at": spec.penalty_at,
@@ -110,24 +177,29 @@ def compiled_objective(spec: StepSpec) -> Objective:
     torch._dynamo.config.trace_autograd_ops = True
 
     def objective(
-        critic: nn.Module, real: Tensor, fake: Tensor, points: Tensor, weight: float
-    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        critic: nn.Module, real: Tensor, fake: Tensor, points: Tensor, weight: float, labels: Tensor | None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         with autocast(spec.precision, real.device, cache_enabled=spec.autocast_cache):
-            scores = critic(torch.cat([real, fake]))  # [2B]
-            point_scores = critic(points)  # [k]
-        real_scores, fake_scores = scores.split(real.shape[0])
-        loss = critic_loss(spec.loss, real_scores, fake_scores)
+            loss, real_scores, fake_scores, stats = critic_scores_and_loss(critic, spec, real, fake, labels)
+            point_scores = critic(points, *_given(None if labels is None else labels[: points.shape[0]]))
         (grads,) = torch.autograd.grad(point_scores.float().sum(), points, create_graph=True)
         terms, norms = penalty_from_gradients(grads, kind=spec.penalty_kind, target=spec.penalty_target)
         penalty = terms.mean()
         wasserstein = real_scores.float().mean() - fake_scores.float().mean()
-        return loss + weight * penalty, loss, wasserstein, penalty, norms
+        stats = {
+            "critic_loss": loss.detach(),
+            "wasserstein": wasserstein.detach(),
+            "penalty": penalty.detach(),
+            "grad_norm": norms.detach().mean(),
+            **stats,
+        }
+        return loss + weight * penalty, stats
 
     return torch.compile(objective, fullgraph=True)
 
 
 def _compiled_critic_loss(
-    state: TrainState, spec: StepSpec, real: Tensor, fake: Tensor, batch: int
+    state: TrainState, spec: StepSpec, real: Tensor, fake: Tensor, batch: int, labels: Tensor | None
 ) -> tuple[Tensor, dict[str, Tensor]]:
     if state.compiled is None:
         state.compiled = compiled_objective(spec)
@@ -135,20 +207,21 @@ def _compiled_critic_loss(
     rows = spec.shard.rows(batch)
     points = penalty_points(real[:k], fake[:k], spec.penalty_at, state.noise, 0.5, rows).requires_grad_(True)
     weight = lazy_penalty_weight(spec.penalty_weight, spec.penalty_every)
-    total, loss, wasserstein, penalty, norms = state.compiled(state.critic, real, fake, points, weight)
-    stats = {
-        "critic_loss": loss.detach(),
-        "wasserstein": wasserstein.detach(),
-        "penalty": penalty.detach(),
-        "grad_norm": norms.detach().mean(),
-    }
-    return total, stats
+    return state.compiled(state.critic, real, fake, points, weight, labels)
 
 
 def critic_update(
-    state: TrainState, spec: StepSpec, real: Tensor, *, penalise: bool, guard: UpdateGuard | None = None
+    state: TrainState,
+    spec: StepSpec,
+    real: Tensor,
+    *,
+    penalise: bool,
+    labels: Tensor | None = None,
+    guard: UpdateGuard | None = None,
 ) -> dict[str, Tensor]:
     """One critic update on ``real [B, ...]`` and fresh z (Algorithm 1, lines 3–10); penalty if ``penalise``.
+
+    ``labels [B]``: a conditional run's real labels; the fakes are made for them.
 
     With ``penalty_every = k``, the penalty's weight is ``λ·k`` on the steps that take it. Under data
     parallelism ``real`` is this process's shard of the global batch ``spec.batch_size``. Returns the
@@ -157,22 +230,23 @@ def critic_update(
     device = real.device
     batch = spec.batch_size  # global B
     with torch.no_grad(), autocast(spec.precision, device, cache_enabled=spec.autocast_cache):
-        fake = state.generator(_latents(spec, batch, device, state.noise)).float()  # [B, ...]
+        z = _latents(spec, batch, device, state.noise)
+        fake = state.generator(z, *_given(labels)).float()  # [B, ...]
     if spec.compile and spec.loss == "wgan-gp" and penalise:
-        total, stats = _compiled_critic_loss(state, spec, real, fake, batch)
+        total, stats = _compiled_critic_loss(state, spec, real, fake, batch, labels)
         applied = _apply(total, state.critic_opt, state.critic_scaler, spec.shard, batch, guard)
         return stats if applied else {}
     with autocast(spec.precision, device, cache_enabled=spec.autocast_cache):
-        # One forward for both halves: the same math (no BatchNorm in a critic) with half the launches.
-        scores = state.critic(torch.cat([real, fake]))  # [2B]
-    real_scores, fake_scores = scores.split(real.shape[0])
-    loss = critic_loss(spec.loss, real_scores, fake_scores)
+        loss, real_scores, fake_scores, class_stats = critic_scores_and_loss(
+            state.critic, spec, real, fake, labels
+        )
     stats = {
         "critic_loss": loss.detach(),
         "wasserstein": (real_scores.float().mean() - fake_scores.float().mean()).detach(),
+        **class_stats,
     }
     if spec.loss == "wgan-gp" and penalise:
-        penalty, norms = penalty_and_norms(state, spec, real, fake, batch)
+        penalty, norms = penalty_and_norms(state, spec, real, fake, batch, labels)
         loss = loss + lazy_penalty_weight(spec.penalty_weight, spec.penalty_every) * penalty
         stats["penalty"] = penalty.detach()
         stats["grad_norm"] = norms.mean()
@@ -188,15 +262,30 @@ def generator_update(
 ) -> dict[str, Tensor]:
     """One generator update with the critic frozen (Algorithm 1, lines 11–12); ``batch_size`` is global.
 
-    Returns ``{"generator_loss": ...}``, or ``{}`` when ``guard`` dropped the update.
+    Returns ``{"generator_loss": ...}``, or ``{}`` when ``guard`` dropped the update. A conditional run
+    draws the labels uniformly (after z, from the noise stream); AC-GAN adds ``acgan_scale_g · CE(C(x̃), ỹ)``
+    (reported as ``generator_class_loss``).
     """
     state.critic.requires_grad_(False)
+    z = _latents(spec, batch_size, device, state.noise)
+    labels = _class_labels(spec, batch_size, device, state.noise) if spec.conditional else None
+    stats: dict[str, Tensor] = {}
     with autocast(spec.precision, device, cache_enabled=spec.autocast_cache):
-        scores = state.critic(state.generator(_latents(spec, batch_size, device, state.noise)))  # [B]
+        fake = state.generator(z, *_given(labels))
+        if spec.conditioning == "acgan":
+            assert labels is not None
+            scores, logits = _scores_and_logits(state.critic, fake)  # [B], [B, K]
+        else:
+            scores = state.critic(fake, *_given(labels))  # [B]
     loss = generator_loss(spec.loss, scores)
+    if spec.conditioning == "acgan":
+        assert labels is not None
+        class_loss = class_cross_entropy(logits, labels)
+        loss = loss + spec.acgan_scale_g * class_loss
+        stats["generator_class_loss"] = class_loss.detach()
     applied = _apply(loss, state.generator_opt, state.generator_scaler, spec.shard, batch_size, guard)
     state.critic.requires_grad_(True)
-    return {"generator_loss": loss.detach()} if applied else {}
+    return {"generator_loss": loss.detach(), **stats} if applied else {}
 
 
 def iteration(
@@ -205,6 +294,7 @@ def iteration(
     reals: Tensor,
     schedule: tuple[bool, ...],
     *,
+    labels: Tensor | None = None,
     guard: UpdateGuard | None = None,
 ) -> dict[str, Tensor]:
     """Algorithm 1's generator iteration: n_critic critic updates on ``reals [n_critic, B, ...]``, then one
@@ -213,12 +303,17 @@ def iteration(
 
     ``schedule[i]`` says whether critic step ``i`` takes the penalty (see ``lazy.penalty_schedule``).
     ``guard`` (``skip_nonfinite``, eager fp32 only) may drop single updates. Critic stats are means over
-    the critic steps that were applied; the penalty's over those that took it.
+    the critic steps that were applied; the penalty's over those that took it. ``labels [n_critic, B]``:
+    the real batches' labels, for a conditional run (and only then).
     """
+    if spec.conditional != (labels is not None):
+        raise ValueError(f"conditioning={spec.conditioning}: labels must be given exactly when conditional")
     totals: dict[str, Tensor] = {}
     counts: dict[str, int] = {}
-    for real, penalise in zip(reals.unbind(0), schedule, strict=True):
-        accumulate(totals, counts, critic_update(state, spec, real, penalise=penalise, guard=guard))
+    per_step = [None] * len(schedule) if labels is None else list(labels.unbind(0))
+    for real, y, penalise in zip(reals.unbind(0), per_step, schedule, strict=True):
+        stats = critic_update(state, spec, real, penalise=penalise, labels=y, guard=guard)
+        accumulate(totals, counts, stats)
     stats = {key: value / counts[key] for key, value in totals.items()}
     generator_batch = spec.batch_size * spec.generator_batch_multiple
     stats.update(generator_update(state, spec, generator_batch, reals.device, guard=guard))
