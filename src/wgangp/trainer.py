@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from wgangp.config import TrainConfig
-from wgangp.data import build_sampler, data_shape
+from wgangp.data import FeatureScaling, build_sampler, data_shape
 from wgangp.distributed import Shard, broadcast_parameters, process_device
 from wgangp.errors import UserError
 from wgangp.models import build_models as _build_models
@@ -88,7 +88,11 @@ class Trainer:
         # The graph path copies host batches into its static buffer itself, without blocking the host.
         data_device = torch.device("cpu") if self.step_path == "graph" else self.device
         # Each process reads only its rows of every global batch (wgangp.distributed).
-        self.data = build_sampler(config, data_device, self.shard.keep(config.batch_size))
+        # standardize (vectors): μ and σ of the training data, fitted when it loads, saved in checkpoints.
+        self.scaling = FeatureScaling() if config.standardize else None
+        self.data = build_sampler(
+            config, data_device, self.shard.keep(config.batch_size), scaling=self.scaling
+        )
         self.step = 0  # completed generator iterations
         self.skipped_updates = 0  # critic and generator updates dropped by ``skip_nonfinite``
         self._guard = self._skip_nonfinite if config.skip_nonfinite else None
@@ -174,6 +178,43 @@ class Trainer:
         self.step += 1
         return stats
 
+    def check_memory(self) -> None:
+        """Refuse, in one line, a run whose update step cannot fit in this device's free memory.
+
+        The estimate (:mod:`wgangp.step.memory`) is measured by a small probe of both steps and leaves every
+        random stream and buffer alone; where the free memory is unknown nothing is checked.
+        """
+        from wgangp.step.amp import autocast
+        from wgangp.step.memory import available_memory, estimate_memory, format_bytes
+
+        available = available_memory(self.device)
+        if available is None:
+            return
+        cfg = self.config
+        rows = self.shard.rows(cfg.batch_size)
+        batch_rows = cfg.batch_size if rows is None else rows.stop - rows.start
+        estimate = estimate_memory(
+            self.generator,
+            self.critic,
+            sample_shape=data_shape(cfg),
+            latent_dim=cfg.latent_dim,
+            batch_rows=batch_rows,
+            generator_rows=batch_rows * cfg.generator_batch_multiple,
+            n_critic=cfg.n_critic,
+            penalty=cfg.loss == "wgan-gp",
+            optimizer_moments=2 if cfg.optimizer == "adam" else 1,
+            ema=self.generator_ema is not None,
+            reference_rows=max(cfg.batch_size, cfg.eval_samples),
+            autocast=lambda: autocast(cfg.precision, self.device),
+        )
+        if estimate.total > available:
+            fits = estimate.largest_batch(available, batch_rows) * self.shard.world_size
+            hint = f"lower batch_size (about {fits} fits)" if fits > 0 else "use a smaller model"
+            raise UserError(
+                f"batch_size={cfg.batch_size} needs {estimate.describe()} on {self.device}, more than the "
+                f"{format_bytes(available)} free; {hint}"
+            )
+
     def probe_grad_norm(self, real: Tensor) -> Tensor:
         """Mean ‖∇D(x̂)‖ at interpolates between ``real`` and fresh fakes, for any loss (logging only).
 
@@ -204,9 +245,14 @@ class Trainer:
         generator.train(was_training)
         return out
 
+    def to_data_units(self, samples: Tensor) -> Tensor:
+        """Samples in the data's units: standardised vectors mapped back (``standardize``); else as they are."""
+        return samples if self.scaling is None else self.scaling.inverse(samples)
+
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly: weights, optimizers, step, config and every RNG state."""
-        return {
+        scaling = {} if self.scaling is None else {"feature_scaling": self.scaling.state_dict()}
+        return scaling | {
             "step": self.step,
             "skipped_updates": self.skipped_updates,
             "config": self.config.to_dict(),
@@ -232,6 +278,8 @@ class Trainer:
         for scaler, saved_scaler in zip(self._scalers(), state.get("scalers", [None, None]), strict=True):
             if scaler is not None and saved_scaler is not None:
                 scaler.load_state_dict(saved_scaler)
+        if self.scaling is not None and state.get("feature_scaling") is not None:
+            self.scaling.load_state_dict(state["feature_scaling"])
         self.noise.set_state(state["rng"]["noise"])
         self.data.load_state_dict(state["rng"]["data"])
         self.step = int(state["step"])

@@ -15,9 +15,17 @@ from typing import Any, Literal
 
 from wgangp.errors import UserError
 from wgangp.losses import LossName
-from wgangp.penalty import PenaltyKind, PenaltyPoints
+from wgangp.penalty import PenaltyKind, PenaltyPoints, ScoreMap
 
-__all__ = ["FIELD_TYPES", "TrainConfig", "config_from_dict", "describe_fields", "field_choices"]
+__all__ = [
+    "FIELD_TYPES",
+    "MAX_INT",
+    "TrainConfig",
+    "config_from_dict",
+    "describe_fields",
+    "field_choices",
+    "parse_int",
+]
 
 
 def _f(
@@ -176,11 +184,31 @@ class TrainConfig:
     eval_samples: int = _f(2000, "samples for W1 and mode metrics (n generated vs n real)", low=2)
     grid_samples: int = _f(64, "images in each sample grid (a fixed latent batch)", low=1)
 
+    # Score-map critics and user data (issue 12).
+    penalty_score_map: ScoreMap = _f(
+        "sum",
+        "critics returning scores [N, ...] (PatchGAN): sum = the norm of each sample's summed scores' gradient "
+        "(the seed's grad_outputs=ones, TF-GAN) | per-location = one penalty per location, averaged",
+        choices=("sum", "per-location"),
+    )
+    standardize: bool = _f(
+        False,
+        "vectors: train on each feature standardised to mean 0, std 1 (the training data's statistics, saved "
+        "in the run); samples are mapped back to the data's units (paper: no)",
+    )
+
     def __post_init__(self) -> None:
         for f in fields(self):
             _check_value(f, getattr(self, f.name))
         if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
             raise UserError(f"device must be auto, cpu, cuda or cuda:N; got {self.device!r}")
+        if self.standardize and self.dataset != "vectors":
+            raise UserError(f"standardize applies to --dataset vectors only; got dataset {self.dataset}")
+        if self.loss == "wgan-gp" and self.penalty_weight == 0:
+            raise UserError(
+                "penalty_weight=0 with loss wgan-gp trains an unconstrained critic (no Lipschitz constraint, "
+                "the WGAN estimate diverges); use a positive λ (paper: 10), or --loss wgan-clip for weight clipping"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -199,7 +227,9 @@ def _check_value(f: dataclasses.Field[Any], value: Any) -> None:
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        raise UserError(f"{f.name} must be a {kind.__name__}; got {value!r}")
+        raise UserError(f"{f.name} must be {_KIND_WORDS.get(kind, kind.__name__)}; got {value!r}")
+    if isinstance(value, int) and not isinstance(value, bool) and not -MAX_INT <= value < MAX_INT:
+        raise UserError(f"{f.name} must be an integer below 2^63; got {value}")
     meta = f.metadata
     if meta["choices"] and value not in meta["choices"]:
         raise UserError(f"{f.name} must be one of {', '.join(map(str, meta['choices']))}; got {value!r}")
@@ -211,6 +241,30 @@ def _check_value(f: dataclasses.Field[Any], value: Any) -> None:
         too_high = high is not None and value > high
         if too_low or too_high:
             raise UserError(f"{f.name} must be in {_range_text(meta)}; got {value}")
+
+
+# One rule for integer keys wherever they come from: an int64 (torch's, and the checkpoints').
+MAX_INT = 2**63
+_KIND_WORDS: dict[type, str] = {int: "an integer", float: "a number", str: "a string"}
+
+
+def parse_int(text: str) -> int:
+    """An integer from text: digits (``2000``, ``-3``, ``1_000``) or exact scientific notation (``1e5``,
+    ``2.5e3``), in int64 range; anything else (``1.5``, ``1e30``, ``abc``) is a ``ValueError``.
+
+    The one rule for integers on the command line: ``--steps``, ``-n``, ``--set steps=...`` all use it.
+    """
+    text = text.strip()
+    try:
+        value = int(text)
+    except ValueError:
+        number = float(text)  # ValueError for text that is no number
+        if not math.isfinite(number) or number != int(number) or abs(number) > 2**53:
+            raise ValueError(f"not an integer: {text!r}") from None
+        value = int(number)
+    if not -MAX_INT <= value < MAX_INT:
+        raise ValueError(f"outside int64: {text!r}")
+    return value
 
 
 def _range_text(meta: Mapping[str, Any]) -> str:

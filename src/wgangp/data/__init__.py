@@ -26,6 +26,7 @@ from wgangp.data.images import (
     vector_shape,
 )
 from wgangp.data.sampler import ArraySampler, Source
+from wgangp.data.scaling import FeatureScaling
 from wgangp.data.sequences import ChannelStats, SeriesData, load_series, series_sampler
 from wgangp.data.text import Charmap, TextData, TextSampler, load_text
 from wgangp.data.toy import TOY_DATASETS, ToySampler, mode_centres, mode_std
@@ -41,6 +42,7 @@ __all__ = [
     "ArraySampler",
     "ChannelStats",
     "Charmap",
+    "FeatureScaling",
     "SeriesData",
     "TextData",
     "TextSampler",
@@ -112,6 +114,7 @@ def build_sampler(
     *,
     labels: bool = False,
     n_classes: int = 0,
+    scaling: FeatureScaling | None = None,
 ) -> ToySampler | ArraySampler:
     """The training data stream of ``config``, seeded by ``config.seed + 2``; image data load on first use.
 
@@ -119,6 +122,7 @@ def build_sampler(
     ``labels``: also read class labels (an :class:`ArraySampler` with ``labels=True``): digits, MNIST and
     CIFAR-10 their own, ``folder`` one class per sub-folder, ``vectors`` a ``.npz`` with ``x`` and ``y``;
     ``n_classes`` (0: ``max + 1``) bounds them. Without labels the stream is exactly as before.
+    ``scaling``: vectors are standardised per feature on loading (``standardize``; fitted on first use).
     """
     seed = config.seed + DATA_SEED_OFFSET
     if config.dataset in TOY_DATASETS:
@@ -130,7 +134,8 @@ def build_sampler(
 
     def load() -> Source:
         if config.dataset == "vectors":
-            return load_vectors(config.data_path)
+            vectors = load_vectors(config.data_path)
+            return vectors if scaling is None else scaling.fit_transform(vectors)
         if config.dataset == "folder":
             resolution, channels = image_geometry(config)
             return FolderImages(config.data_path, resolution, channels)

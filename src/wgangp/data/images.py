@@ -341,12 +341,32 @@ def load_vectors(path: str | Path) -> Tensor:
         return load_labelled_vectors(path)[0]
     try:
         if path.suffix == ".npy":
-            array = torch.from_numpy(np.load(path, allow_pickle=False))
+            loaded = np.load(path, allow_pickle=False)
+            _check_numeric(loaded.dtype, path)
+            array = torch.from_numpy(loaded)
         else:
             array = torch.load(path, map_location="cpu", weights_only=True)
+    except UserError:
+        raise
+    except ValueError as err:
+        if "allow_pickle" in str(err):  # numpy refuses object arrays without pickle (which could run code)
+            raise UserError(
+                f"{path} holds Python objects (dtype object), not numbers; save a numeric array [N, D]"
+            ) from None
+        raise UserError(f"cannot read {path}: {_first_line(err)}") from None
     except Exception as err:
         raise UserError(f"cannot read {path}: {_first_line(err)}") from None
     return _check_vectors(array, path)
+
+
+def _check_numeric(dtype: np.dtype, path: Path) -> None:
+    """Numbers only: strings, bytes, booleans, complex numbers and records get one line naming the dtype."""
+    if dtype.kind in "fiu":
+        return
+    what = {"U": "strings", "S": "bytes", "b": "booleans", "c": "complex numbers", "V": "records"}.get(
+        dtype.kind, f"dtype {dtype}"
+    )
+    raise UserError(f"{path} holds {what} (dtype {dtype}), not real numbers; save a numeric array [N, D]")
 
 
 def load_labelled_vectors(path: str | Path, *, n_classes: int = 0) -> tuple[Tensor, Tensor]:

@@ -12,7 +12,11 @@ from wgangp.step.update import accumulate
 
 __all__ = ["BEST_METRICS", "Bookkeeping"]
 
-BEST_METRICS = ("fd", "w1")  # best.pt is kept by the first of these an eval reports; lower is better
+BEST_METRICS = (
+    "fd",
+    "w1",
+    "swd_mean",
+)  # best.pt is kept by the first of these an eval reports; lower is better
 
 
 class Bookkeeping:

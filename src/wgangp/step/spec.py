@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from wgangp.config import TrainConfig
 from wgangp.distributed import Shard
 from wgangp.losses import LossName
-from wgangp.penalty import PenaltyKind, PenaltyPoints
+from wgangp.penalty import PenaltyKind, PenaltyPoints, ScoreMap
 from wgangp.step.amp import Precision
 
 __all__ = ["StepSpec"]
@@ -36,6 +36,7 @@ class StepSpec:
     generator_batch_multiple: int  # the generator step's batch is B × this (paper ResNet: 2)
     autocast_cache: bool  # False under CUDA-graph capture
     shard: Shard  # this process's rows of every global batch (wgangp.distributed)
+    penalty_score_map: ScoreMap  # critics with score maps [N, ...] (config.penalty_score_map)
 
     @classmethod
     def from_config(
@@ -59,4 +60,5 @@ class StepSpec:
             generator_batch_multiple=config.generator_batch_multiple,
             autocast_cache=autocast_cache,
             shard=shard if shard is not None else Shard(),
+            penalty_score_map=config.penalty_score_map,
         )
