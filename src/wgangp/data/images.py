@@ -325,8 +325,11 @@ def vector_shape(path: str | Path) -> tuple[int, int]:
     if path.suffix == ".npy":
         try:
             array = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError) as err:
+        except ValueError as err:
+            raise _npy_error(err, path) from None
+        except OSError as err:
             raise UserError(f"cannot read {path}: {err}") from None
+        _check_numeric(array.dtype, path)
         return _check_rank(tuple(array.shape), path)
     return _check_rank(tuple(load_vectors(path).shape), path)
 
@@ -349,14 +352,19 @@ def load_vectors(path: str | Path) -> Tensor:
     except UserError:
         raise
     except ValueError as err:
-        if "allow_pickle" in str(err):  # numpy refuses object arrays without pickle (which could run code)
-            raise UserError(
-                f"{path} holds Python objects (dtype object), not numbers; save a numeric array [N, D]"
-            ) from None
-        raise UserError(f"cannot read {path}: {_first_line(err)}") from None
+        raise _npy_error(err, path) from None
     except Exception as err:
         raise UserError(f"cannot read {path}: {_first_line(err)}") from None
     return _check_vectors(array, path)
+
+
+def _npy_error(err: ValueError, path: Path) -> UserError:
+    """numpy refuses object arrays without pickle (which could run code): say so in our words."""
+    if "allow_pickle" in str(err) or "Python objects" in str(err):
+        return UserError(
+            f"{path} holds Python objects (dtype object), not numbers; save a numeric array [N, D]"
+        )
+    return UserError(f"cannot read {path}: {_first_line(err)}")
 
 
 def _check_numeric(dtype: np.dtype, path: Path) -> None:
