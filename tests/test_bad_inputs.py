@@ -125,6 +125,25 @@ def _locked_dir(tmp: Path) -> None:
     (tmp / "locked").chmod(0o555)
 
 
+def _fifo(name: str) -> Callable[[Path], None]:
+    return lambda tmp: os.mkfifo(tmp / name)
+
+
+def _early_run(tmp: Path) -> None:
+    """A run killed before its first checkpoint: a config, nothing to resume."""
+    (tmp / "early").mkdir()
+    shutil.copy(tmp / "run" / "config.json", tmp / "early" / "config.json")
+
+
+_HELD: list = []  # locks a case holds while its command runs (released after it)
+
+
+def _hold_lock(tmp: Path) -> None:
+    from wgangp.run.lock import RunLock
+
+    _HELD.append(RunLock(tmp / "run").acquire())
+
+
 @dataclass(frozen=True)
 class Case:
     id: str
@@ -143,11 +162,11 @@ CASES = [
         "unknown config key(s): colour",
         _write("c.toml", "colour = 3\n"),
     ),
-    Case("wrong type (--set)", ["train", "--set", "steps=abc"], "steps must be a int"),
+    Case("wrong type (--set)", ["train", "--set", "steps=abc"], "steps must be an integer"),
     Case(
         "wrong type (config file)",
         ["train", "--config", "{tmp}/c.toml"],
-        "steps must be a int; got 'ten'",
+        "steps must be an integer; got 'ten'",
         _write("c.toml", 'steps = "ten"\n'),
     ),
     Case("wrong type (bool)", ["train", "--set", "skip_nonfinite=maybe"], "must be true or false"),
@@ -469,6 +488,74 @@ CASES = [
         ["sample", "{run}", "--class", "seven", "--out", "{tmp}/s.npz"],
         "--class: must be a class index >= 0 or 'all'",
     ),
+    # Issue 12: what surprised a new user.
+    Case(
+        "lambda zero with wgan-gp",
+        ["train", "--set", "penalty_weight=0"],
+        "penalty_weight=0 with loss wgan-gp trains an unconstrained critic",
+    ),
+    Case("int too large (--set)", ["train", "--set", "steps=1e30"], "steps must be an integer; got '1e30'"),
+    Case("int with a fraction (flag)", ["train", "--steps", "1.5"], "--steps: must be a positive integer"),
+    Case(
+        "key at the top level and in [train]",
+        ["train", "--config", "{tmp}/c.toml"],
+        "sets steps both at the top level (3) and in [train] (5); keep one",
+        _write("c.toml", "steps = 3\n[train]\nsteps = 5\n"),
+    ),
+    Case("config is a directory", ["train", "--config", "{tmp}"], "is a directory; give the TOML file"),
+    Case("config is a FIFO", ["train", "--config", "{tmp}/pipe"], "is not a regular file", _fifo("pipe")),
+    Case("empty --out", ["train", "--out", ""], "--out is empty"),
+    Case(
+        "batch that cannot fit in memory",
+        ["train", "--set", "batch_size=100000000"],
+        "batch_size=100000000 needs about",
+    ),
+    Case(
+        "standardize without vectors",
+        ["train", "--set", "standardize=true"],
+        "standardize applies to --dataset vectors and sequences only",
+    ),
+    Case(
+        ".npy of Python objects",
+        ["train", "--dataset", "vectors", "--data-path", "{tmp}/o.npy"],
+        "holds Python objects (dtype object), not numbers",
+        lambda tmp: __import__("numpy").save(tmp / "o.npy", __import__("numpy").array([{"a": 1}] * 4)),
+    ),
+    Case(
+        ".npy of strings",
+        ["train", "--dataset", "vectors", "--data-path", "{tmp}/s.npy"],
+        "holds strings (dtype <U1), not real numbers",
+        _npy("s.npy", [["a", "b"]] * 4),
+    ),
+    Case(
+        "resume: stopped before its first checkpoint",
+        ["train", "--resume", "{tmp}/early"],
+        "it stopped before its first checkpoint",
+        _early_run,
+    ),
+    Case(
+        "resume: run in use",
+        ["train", "--resume", "{run}", "--steps", "8"],
+        "is in use by process",
+        _hold_lock,
+    ),
+    Case("eval: checkpoint path is a FIFO", ["eval", "{tmp}/pipe"], "is a FIFO (named pipe)", _fifo("pipe")),
+    Case(
+        "sample: out exists",
+        ["sample", "{run}", "--out", "{tmp}/s.npy"],
+        "exists; pass --overwrite to replace it",
+        _npy("s.npy", [1.0]),
+    ),
+    Case(
+        "sample: more than the disk holds",
+        ["sample", "{run}", "-n", "1000000000000000", "--out", "{tmp}/s.npy"],
+        "8.0 PB",
+    ),
+    Case(
+        "sample: too many points for a png",
+        ["sample", "{run}", "-n", "2000000", "--out", "{tmp}/s.png"],
+        "a .png shows at most 1000000 points",
+    ),
 ]
 if not torch.cuda.is_available():
     CASES.append(
@@ -523,13 +610,16 @@ def test_bad_input(case, finished_run, tmp_path, monkeypatch, capsys):
     finally:
         if (tmp_path / "locked").is_dir():
             (tmp_path / "locked").chmod(0o755)
+        after = _snapshot(tmp_path)  # before a held lock is released (which empties its file)
+        while _HELD:
+            _HELD.pop().release()
 
     err = capsys.readouterr().err
     assert code == case.code, err
     assert err.count("\n") == 1, err
     assert case.message in err, err
     assert "Traceback" not in err
-    assert _snapshot(tmp_path) == before
+    assert after == before
 
 
 def test_batchnorm_critic_is_refused_by_the_penalty_library():

@@ -74,8 +74,8 @@ def test_parse_set(item, key, value):
     [
         ({"sets": ["nope=1"]}, "unknown config key: nope"),
         ({"sets": ["steps"]}, "key=value"),
-        ({"sets": ["steps=abc"]}, "steps must be a int"),
-        ({"sets": ["steps=2.5"]}, "steps must be a int"),
+        ({"sets": ["steps=abc"]}, "steps must be an integer"),
+        ({"sets": ["steps=2.5"]}, "steps must be an integer"),
         ({"sets": ["steps=0"]}, "steps must be in [1, inf)"),
         ({"sets": ["batch_size=-4"]}, "batch_size must be in [1, inf)"),
         ({"sets": ["n_critic=0"]}, "n_critic must be in [1, inf)"),
@@ -87,8 +87,8 @@ def test_parse_set(item, key, value):
         ({"sets": ["device=tpu"]}, "device must be auto, cpu, cuda"),
         ({"loss": "hinge"}, "--loss must be one of"),
         ({"preset": "huge"}, "unknown preset 'huge'"),
-        ({"overrides": {"steps": "10"}}, "steps must be a int"),
-        ({"overrides": {"steps": True}}, "steps must be a int"),
+        ({"overrides": {"steps": "10"}}, "steps must be an integer"),
+        ({"overrides": {"steps": True}}, "steps must be an integer"),
     ],
 )
 def test_bad_values_are_one_line_user_errors(kwargs, message):

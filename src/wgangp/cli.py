@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -25,7 +26,9 @@ from wgangp.config import (
     PRESETS,
     TrainConfig,
     describe_fields,
+    explicit_keys,
     field_choices,
+    parse_int,
     resolve_config,
 )
 from wgangp.errors import RunInterrupted, UserError
@@ -50,7 +53,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _positive_int(text: str) -> int:
     try:
-        value = int(text)
+        value = parse_int(text)  # the config's rule for integers: 2000, 2e3; not 1.5 or 1e30
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a positive integer; got {text!r}") from None
     if value < 1:
@@ -60,7 +63,7 @@ def _positive_int(text: str) -> int:
 
 def _non_negative_int(text: str) -> int:
     try:
-        value = int(text)
+        value = parse_int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be an integer >= 0; got {text!r}") from None
     if value < 0:
@@ -68,10 +71,20 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
-def _config_help() -> str:
-    lines = ["Config keys (set with --set key=value or in a TOML file):"]
+def _config_help(preset: str | None = None) -> str:
+    """Every key with its default; with ``preset``, that preset's value beside it (``*``: it differs)."""
+    values = resolve_config(preset).to_dict() if preset is not None else {}
+    head = "Config keys (set with --set key=value or in a TOML file)"
+    lines = [head + (f"; column 'preset {preset}' (*: differs from the default):" if preset else ":")]
     for name, kind, default, text in describe_fields():
-        lines.append(f"  {name:<18} {kind:<5} default {default!s:<12} {text}")
+        if preset is None:
+            lines.append(f"  {name:<18} {kind:<5} default {default!s:<12} {text}")
+            continue
+        value = values[name]
+        mark = "*" if value != default else " "
+        lines.append(
+            f"  {name:<18} {kind:<5} default {default!s:<12} preset {preset} {mark}{value!s:<12} {text}"
+        )
     return "\n".join(lines)
 
 
@@ -141,7 +154,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard events")
     train.add_argument(
-        "--help-config", action="store_true", help="list every config key with its default and range"
+        "--help-config",
+        action="store_true",
+        help="list every config key with its default, range and the active preset's value",
+    )
+    train.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the resolved config (defaults, preset, recipe, file, flags) and the run directory; "
+        "train nothing, write nothing",
     )
 
     evaluate = commands.add_parser(
@@ -160,8 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--metric",
         action="append",
-        choices=["classifier", "fid", "kid", "is"],
-        help="image metrics (repeatable; default: classifier): dataset-classifier FD/KID/classes, "
+        choices=["classifier", "swd", "fid", "kid", "is"],
+        help="image metrics (repeatable; default: classifier for labelled sets, swd for an image folder): "
+        "dataset-classifier FD/KID/classes, sliced Wasserstein distance on Laplacian patches, "
         "or Inception FID/KID/IS (needs --inception-weights)",
     )
     evaluate.add_argument(
@@ -196,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="conditional runs: samples of class K, or 'all': N of every class (a PNG grid has one row per "
         "class); default: labels drawn uniformly",
     )
+    sample.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
     _add_compare_parsers(commands)
 
@@ -311,8 +334,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from wgangp.run.rundir import default_run_dir
 
     if args.help_config:
-        print(_config_help())
+        print(_config_help(args.preset or DATASET_PRESETS.get(args.dataset or "", "fast")))
         return 0
+    if args.out is not None and not args.out.strip():
+        raise UserError(
+            "--out is empty; give a run directory, or leave --out out for runs/<dataset>-<loss>-<time>"
+        )
     overrides = {
         key: value
         for key, value in (
@@ -335,16 +362,24 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 raise UserError("--force only applies to --resume")
             preset = args.preset or DATASET_PRESETS.get(args.dataset or "", "fast")
             config = resolve_config(preset, **layers)
-            return Launch(config, Path(args.out) if args.out else default_run_dir(config))
-        if args.overwrite or args.out:
+            chosen = explicit_keys(args.preset, config_file=args.config, sets=args.sets, overrides=overrides)
+            config = _data_defaults(config, chosen)
+            return Launch(config, Path(args.out) if args.out is not None else default_run_dir(config))
+        if args.overwrite or args.out is not None:
             raise UserError("--resume continues RUN_DIR in place; drop --out and --overwrite")
         resume = find_resume_point(args.resume)
         config = resolve_config(args.preset, base=resume.config, **layers)
         check_resume(resume, config, force=args.force)  # refused before rank 0 sends the state
         return Launch(config, resume.run_dir, resume)
 
+    if args.dry_run:
+        launch = decide()
+        print(_dry_run_text(launch.config, launch.run_dir, resumed=launch.resume is not None))
+        return 0
     # Under torchrun: join the process group (data parallelism, wgangp.distributed); else one process.
     shard, launch = start_job(decide)
+    # A bar on a terminal; else (--no-progress, CI, nohup) one plain line per log row.
+    bar = not args.no_progress and sys.stdout.isatty()
     try:
         result = train(
             launch.config,
@@ -352,9 +387,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             resume=launch.resume,
             force=args.force,
-            progress=not args.no_progress,
+            progress=bar,
             tensorboard=not args.no_tensorboard,
             shard=shard,
+            log_lines=not bar,
         )
         shutdown(finished=True)
     finally:
@@ -366,6 +402,35 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_defaults(config: TrainConfig, chosen: set[str]) -> TrainConfig:
+    """Defaults that follow the data: ``--dataset vectors`` takes ``latent_dim`` = the data's D unless set."""
+    if config.dataset != "vectors" or "latent_dim" in chosen or not config.data_path:
+        return config
+    from wgangp.data import data_shape
+
+    (dim,) = data_shape(config)
+    if dim != config.latent_dim:
+        warnings.warn(
+            f"latent_dim = {dim}, the data's dimension D (--dataset vectors); --set latent_dim=K to choose",
+            stacklevel=2,
+        )
+        config = config.replace(latent_dim=dim)
+    return config
+
+
+def _dry_run_text(config: TrainConfig, run_dir: Path, *, resumed: bool) -> str:
+    """The resolved config as TOML (a valid ``--config`` file) and where the run would go."""
+    defaults = TrainConfig().to_dict()
+    lines = [
+        f"# {'resume' if resumed else 'new run'}: {run_dir}; '# default' marks untouched keys",
+        "[train]",
+    ]
+    for key, value in config.to_dict().items():
+        text = json.dumps(value)  # TOML's strings, numbers and booleans read the same
+        lines.append(f"{key} = {text}" + ("  # default" if value == defaults[key] else ""))
+    return "\n".join(lines)
+
+
 def _print_summary(
     config: TrainConfig, metrics: dict[str, float], seconds: float, run_dir: Path, plots: list[str]
 ) -> None:
@@ -374,7 +439,8 @@ def _print_summary(
         print(f"  {key:<22} {value:.4g}" if isinstance(value, float) else f"  {key:<22} {value}")
     print(f"run directory: {run_dir}")
     print(f"plots:         {', '.join(plots)}")
-    print(f"metrics:       {run_dir / 'metrics.jsonl'} (TensorBoard: tensorboard --logdir {run_dir})")
+    logdir = shlex.quote(str(run_dir))
+    print(f"metrics:       {run_dir / 'metrics.jsonl'} (TensorBoard: tensorboard --logdir {logdir})")
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -382,13 +448,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from wgangp.run.rundir import load_run
 
     trainer = load_run(args.run_dir, device=args.device)
+    kind = kind_for(trainer.config, trainer.data)
     request = EvalRequest(
         samples=args.samples,
         seed=args.seed,
-        metrics=args.metric or ["classifier"],
+        metrics=args.metric or list(kind.default_metrics),
         inception_weights=args.inception_weights,
     )
-    kind = kind_for(trainer.config, trainer.data)
     print(json.dumps(kind.evaluate_saved(trainer, Path(args.run_dir), request), indent=2))
     return 0
 
@@ -397,15 +463,25 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     import numpy as np
 
     from wgangp.run.rundir import load_run
+    from wgangp.run.samples import check_sample_output, write_samples
 
     out = Path(args.out)
     if out.suffix not in (".npy", ".npz", ".png", ".txt"):
         raise UserError(f"--out must end in .npy, .npz, .png or .txt; got {out.name}")
     if out.exists() and out.is_dir():
         raise UserError(f"--out {out} is a directory")
+    if out.exists() and not args.overwrite:
+        raise UserError(f"{out} exists; pass --overwrite to replace it, or choose another --out")
     trainer = load_run(args.run_dir, device=args.device)
     _check_sample_format(trainer.config.dataset, out)
+    check_sample_output(trainer, args.n, out)
+    if args.class_ is None and not trainer.conditional and trainer.codec is None:
+        # Unconditional images, toy points, vectors: streamed in bounded memory (wgangp.run.samples).
+        write_samples(trainer, args.n, out, seed=args.seed)
+        print(f"wrote {args.n} samples to {out}")
+        return 0
     samples, labels, columns = _draw_samples(trainer, args.n, args.seed, args.class_)
+    samples = trainer.to_data_units(samples)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         if trainer.config.dataset in ("text", "sequences"):

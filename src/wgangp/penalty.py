@@ -60,6 +60,7 @@ __all__ = [
     "interpolate",
     "penalised_count",
     "penalty_from_gradients",
+    "per_location_gradients",
     "per_sample_uniform",
 ]
 
@@ -463,10 +464,13 @@ def _penalty_points(
     return points
 
 
-def _per_location_gradients(
+def per_location_gradients(
     scores: Tensor, differentiated: Sequence[Tensor], create_graph: bool
 ) -> tuple[Tensor, ...]:
-    """``∇_x D_j(x)`` for every location ``j`` of the score map, in one batched backward: ``[M, N, ...]`` each."""
+    """``∇_x D_j(x)`` for every location ``j`` of the score map, in one batched backward: ``[M, N, ...]`` each.
+
+    ``scores [N, *S]``, ``M = prod(S)``; the gradients of ``scores`` w.r.t. each tensor of ``differentiated``.
+    """
     locations = scores[0].numel()
     # grad_outputs[j] = 1 at location j of every sample: per-sample gradients, as no sample sees another.
     basis = torch.eye(locations, device=scores.device, dtype=scores.dtype)  # [M, M]
@@ -646,7 +650,7 @@ def gradient_penalty(
         if score_map == "per-location":
             norms = norms.reshape(scores.shape)
     else:
-        batched = _per_location_gradients(scores, differentiated, create_graph)  # [M, k, ...] each
+        batched = per_location_gradients(scores, differentiated, create_graph)  # [M, k, ...] each
         locations = batched[0].shape[0]
         flat = [g.reshape(locations * k, *g.shape[2:]) for g in batched]  # [M·k, ...]
         terms, norms = penalty_from_gradients(flat, kind=kind, target=target)  # [M·k]

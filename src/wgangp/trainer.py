@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from wgangp.config import TrainConfig
-from wgangp.data import ArraySampler, DataCodec, build_sampler, data_codec, data_shape
+from wgangp.data import ArraySampler, DataCodec, FeatureScaling, build_sampler, data_codec, data_shape
 from wgangp.distributed import Shard, broadcast_parameters, process_device
 from wgangp.errors import UserError
 from wgangp.models import build_conditional_models
@@ -101,12 +101,15 @@ class Trainer:
         self.step_path, _ = choose_step_path(config, self.device, self.shard)
         # The graph path copies host batches into its static buffer itself, without blocking the host.
         data_device = torch.device("cpu") if self.step_path == "graph" else self.device
+        # standardize (vectors): μ and σ of the training data, fitted when it loads, saved in checkpoints.
+        self.scaling = FeatureScaling() if config.standardize and config.dataset == "vectors" else None
         # Each process reads only its rows of every global batch (wgangp.distributed).
         self.data = build_sampler(
             config,
             data_device,
             self.shard.keep(config.batch_size),
             codec=self.codec,
+            scaling=self.scaling,
             labels=self.conditional,
             n_classes=config.n_classes,
         )
@@ -228,6 +231,44 @@ class Trainer:
         self.step += 1
         return stats
 
+    def check_memory(self) -> None:
+        """Refuse, in one line, a run whose update step cannot fit in this device's free memory.
+
+        The estimate (:mod:`wgangp.step.memory`) is measured by a small probe of both steps and leaves every
+        random stream and buffer alone; where the free memory is unknown nothing is checked.
+        """
+        from wgangp.step.amp import autocast
+        from wgangp.step.memory import available_memory, estimate_memory, format_bytes
+
+        available = available_memory(self.device)
+        if available is None:
+            return
+        cfg = self.config
+        rows = self.shard.rows(cfg.batch_size)
+        batch_rows = cfg.batch_size if rows is None else rows.stop - rows.start
+        estimate = estimate_memory(
+            self.generator,
+            self.critic,
+            sample_shape=data_shape(cfg, self.codec),
+            latent_dim=cfg.latent_dim,
+            batch_rows=batch_rows,
+            generator_rows=batch_rows * cfg.generator_batch_multiple,
+            n_critic=cfg.n_critic,
+            penalty=cfg.loss == "wgan-gp",
+            optimizer_moments=2 if cfg.optimizer == "adam" else 1,
+            ema=self.generator_ema is not None,
+            reference_rows=max(cfg.batch_size, cfg.eval_samples),
+            autocast=lambda: autocast(cfg.precision, self.device),
+            n_classes=self.n_classes,
+        )
+        if estimate.total > available:
+            fits = estimate.largest_batch(available, batch_rows) * self.shard.world_size
+            hint = f"lower batch_size (about {fits} fits)" if fits > 0 else "use a smaller model"
+            raise UserError(
+                f"batch_size={cfg.batch_size} needs {estimate.describe()} on {self.device}, more than the "
+                f"{format_bytes(available)} free; {hint}"
+            )
+
     def probe_grad_norm(self, real: Tensor, labels: Tensor | None = None) -> Tensor:
         """Mean ‖∇D(x̂)‖ at interpolates between ``real`` and fresh fakes, for any loss (logging only).
 
@@ -303,24 +344,33 @@ class Trainer:
         generator.train(was_training)
         return out
 
+    def to_data_units(self, samples: Tensor) -> Tensor:
+        """Samples in the data's units: standardised vectors mapped back (``standardize``); else as they are."""
+        return samples if self.scaling is None else self.scaling.inverse(samples)
+
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly: weights, optimizers, step, config and every RNG state
-        (and, for text and sequences, the data codec)."""
+        (and the data's encoding: a text or sequences run's codec, standardised vectors' scaling)."""
         codec = {} if self.codec is None else {"data_codec": self.codec.to_dict()}
-        return codec | {
-            "step": self.step,
-            "skipped_updates": self.skipped_updates,
-            "config": self.config.to_dict(),
-            "generator": self.generator.state_dict(),
-            "critic": self.critic.state_dict(),
-            "generator_opt": self.generator_opt.state_dict(),
-            "critic_opt": self.critic_opt.state_dict(),
-            "generator_ema": None if self.generator_ema is None else self.generator_ema.state_dict(),
-            "schedulers": [s.state_dict() for s in self.schedulers],
-            "scalers": [None if s is None else s.state_dict() for s in self._scalers()],
-            "rng": {"noise": self.noise.get_state(), "data": self.data.state_dict()},
-            **({"n_classes": self.n_classes} if self.conditional else {}),
-        }
+        scaling = {} if self.scaling is None else {"feature_scaling": self.scaling.state_dict()}
+        return (
+            codec
+            | scaling
+            | {
+                "step": self.step,
+                "skipped_updates": self.skipped_updates,
+                "config": self.config.to_dict(),
+                "generator": self.generator.state_dict(),
+                "critic": self.critic.state_dict(),
+                "generator_opt": self.generator_opt.state_dict(),
+                "critic_opt": self.critic_opt.state_dict(),
+                "generator_ema": None if self.generator_ema is None else self.generator_ema.state_dict(),
+                "schedulers": [s.state_dict() for s in self.schedulers],
+                "scalers": [None if s is None else s.state_dict() for s in self._scalers()],
+                "rng": {"noise": self.noise.get_state(), "data": self.data.state_dict()},
+                **({"n_classes": self.n_classes} if self.conditional else {}),
+            }
+        )
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.load_state_dict(state["generator"])
@@ -334,6 +384,8 @@ class Trainer:
         for scaler, saved_scaler in zip(self._scalers(), state.get("scalers", [None, None]), strict=True):
             if scaler is not None and saved_scaler is not None:
                 scaler.load_state_dict(saved_scaler)
+        if self.scaling is not None and state.get("feature_scaling") is not None:
+            self.scaling.load_state_dict(state["feature_scaling"])
         self.noise.set_state(state["rng"]["noise"])
         self.data.load_state_dict(state["rng"]["data"])
         self.step = int(state["step"])

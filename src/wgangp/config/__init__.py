@@ -5,9 +5,16 @@
 - :mod:`~wgangp.config.layers`: defaults → saved run → preset → ``--loss`` recipe → file → flags → ``--set``.
 """
 
-from wgangp.config.layers import load_config_file, parse_set, resolve_config
+from wgangp.config.layers import explicit_keys, load_config_file, parse_set, resolve_config
 from wgangp.config.presets import DATASET_PRESETS, LOSS_RECIPES, PRESETS
-from wgangp.config.schema import FIELD_TYPES, TrainConfig, config_from_dict, describe_fields, field_choices
+from wgangp.config.schema import (
+    FIELD_TYPES,
+    TrainConfig,
+    config_from_dict,
+    describe_fields,
+    field_choices,
+    parse_int,
+)
 
 __all__ = [
     "DATASET_PRESETS",
@@ -17,8 +24,10 @@ __all__ = [
     "TrainConfig",
     "config_from_dict",
     "describe_fields",
+    "explicit_keys",
     "field_choices",
     "load_config_file",
+    "parse_int",
     "parse_set",
     "resolve_config",
 ]

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from wgangp.config.presets import LOSS_RECIPES, PRESETS
-from wgangp.config.schema import FIELD_TYPES, TrainConfig, config_from_dict
+from wgangp.config.schema import FIELD_TYPES, TrainConfig, config_from_dict, parse_int
 from wgangp.errors import UserError
 
 if sys.version_info >= (3, 11):
@@ -18,7 +17,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["load_config_file", "parse_set", "resolve_config"]
+__all__ = ["explicit_keys", "load_config_file", "parse_set", "resolve_config"]
 
 
 def parse_set(item: str) -> tuple[str, Any]:
@@ -36,9 +35,10 @@ def parse_set(item: str) -> tuple[str, Any]:
             raise UserError(f"{key} must be true or false; got {text!r}")
         return key, _BOOLS[text.lower()]
     try:
-        value: Any = kind(text) if kind is not int else int(float(text)) if _is_integral(text) else int(text)
+        value: Any = parse_int(text) if kind is int else kind(text)
     except ValueError:
-        raise UserError(f"{key} must be a {kind.__name__}; got {text!r}") from None
+        word = {int: "an integer", float: "a number"}.get(kind, f"a {kind.__name__}")
+        raise UserError(f"{key} must be {word}; got {text!r}") from None
     return key, value
 
 
@@ -54,18 +54,13 @@ _BOOLS = {
 }
 
 
-def _is_integral(text: str) -> bool:
-    """Accept 1e5 or 2000.0 for integer fields, but not 2.5."""
-    try:
-        value = float(text)
-    except ValueError:
-        return False
-    return math.isfinite(value) and value == int(value)
-
-
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """Keys from a TOML file (top level, or a ``[train]`` table) or a saved ``config.json``."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"--config {path} is a directory; give the TOML file (e.g. {path / 'config.toml'})")
+    if path.exists() and not path.is_file():
+        raise UserError(f"--config {path} is not a regular file (a FIFO, socket or device); give a TOML file")
     if not path.is_file():
         raise UserError(f"config file not found: {path}")
     try:
@@ -74,10 +69,40 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         raise UserError(f"cannot parse config file {path}: {err}") from None
     if not isinstance(data, dict):
         raise UserError(f"config file {path} must hold a table of keys")
-    data = data.get("train", data)
-    if not isinstance(data, dict):
+    if "train" not in data:
+        return data
+    table = data["train"]
+    if not isinstance(table, dict):
         raise UserError(f"config file {path}: [train] must be a table")
-    return data
+    # Keys at the top level count too (other tables are left alone); one key set twice is refused.
+    top = {key: value for key, value in data.items() if key != "train" and not isinstance(value, dict)}
+    both = sorted(set(top) & set(table))
+    if both:
+        key = both[0]
+        raise UserError(
+            f"config file {path} sets {key} both at the top level ({top[key]!r}) and in [train] "
+            f"({table[key]!r}); keep one"
+        )
+    return top | table
+
+
+def explicit_keys(
+    preset: str | None = None,
+    *,
+    config_file: str | Path | None = None,
+    sets: list[str] | tuple[str, ...] = (),
+    overrides: Mapping[str, Any] | None = None,
+) -> set[str]:
+    """The keys a user chose (a named preset, the file, flags, ``--set``), not left at a default.
+
+    Defaults that depend on the data (``latent_dim`` for ``--dataset vectors``) apply only to other keys.
+    """
+    keys = set(PRESETS[preset][1]) if preset in PRESETS else set()
+    if config_file is not None:
+        keys |= set(load_config_file(config_file))
+    keys |= set(overrides or {})
+    keys |= {parse_set(item)[0] for item in sets}
+    return keys
 
 
 def resolve_config(

@@ -15,9 +15,17 @@ from typing import Any, Literal
 
 from wgangp.errors import UserError
 from wgangp.losses import ACGAN_SCALE, ACGAN_SCALE_G, LossName
-from wgangp.penalty import PenaltyKind, PenaltyPoints
+from wgangp.penalty import PenaltyKind, PenaltyPoints, ScoreMap
 
-__all__ = ["FIELD_TYPES", "TrainConfig", "config_from_dict", "describe_fields", "field_choices"]
+__all__ = [
+    "FIELD_TYPES",
+    "MAX_INT",
+    "TrainConfig",
+    "config_from_dict",
+    "describe_fields",
+    "field_choices",
+    "parse_int",
+]
 
 
 def _f(
@@ -210,9 +218,6 @@ class TrainConfig:
         "(paper: 640, the size of its generated set)",
         low=0,
     )
-    standardize: bool = _f(
-        True, "sequences: standardise each channel by the training split's mean and std (samples come back)"
-    )
 
     # Conditioning (class-conditional WGAN-GP; the paper's Table 3 "supervised": AC-GAN).
     conditioning: Literal["none", "acgan", "projection"] = _f(
@@ -231,6 +236,19 @@ class TrainConfig:
         low=0.0,
     )
 
+    # Score-map critics and user data (issue 12).
+    penalty_score_map: ScoreMap = _f(
+        "sum",
+        "critics returning scores [N, ...] (PatchGAN): sum = the norm of each sample's summed scores' gradient "
+        "(the seed's grad_outputs=ones, TF-GAN) | per-location = one penalty per location, averaged",
+        choices=("sum", "per-location"),
+    )
+    standardize: bool = _f(
+        False,
+        "vectors: each feature, sequences: each channel standardised to mean 0, std 1 (the training split's "
+        "statistics, saved in the run); samples come back in the data's units (preset sequences: true; paper: no)",
+    )
+
     def __post_init__(self) -> None:
         for f in fields(self):
             _check_value(f, getattr(self, f.name))
@@ -242,6 +260,15 @@ class TrainConfig:
             raise UserError(
                 f"conditioning={self.conditioning} needs class labels; dataset {self.dataset} has none "
                 "(digits, mnist, cifar10, folder with one sub-folder per class, vectors from a .npz with y)"
+            )
+        if self.standardize and self.dataset not in ("vectors", "sequences"):
+            raise UserError(
+                f"standardize applies to --dataset vectors and sequences only; got dataset {self.dataset}"
+            )
+        if self.loss == "wgan-gp" and self.penalty_weight == 0:
+            raise UserError(
+                "penalty_weight=0 with loss wgan-gp trains an unconstrained critic (no Lipschitz constraint, "
+                "the WGAN estimate diverges); use a positive λ (paper: 10), or --loss wgan-clip for weight clipping"
             )
 
     def to_dict(self) -> dict[str, Any]:
@@ -264,7 +291,9 @@ def _check_value(f: dataclasses.Field[Any], value: Any) -> None:
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        raise UserError(f"{f.name} must be a {kind.__name__}; got {value!r}")
+        raise UserError(f"{f.name} must be {_KIND_WORDS.get(kind, kind.__name__)}; got {value!r}")
+    if isinstance(value, int) and not isinstance(value, bool) and not -MAX_INT <= value < MAX_INT:
+        raise UserError(f"{f.name} must be an integer below 2^63; got {value}")
     meta = f.metadata
     if meta["choices"] and value not in meta["choices"]:
         raise UserError(f"{f.name} must be one of {', '.join(map(str, meta['choices']))}; got {value!r}")
@@ -276,6 +305,30 @@ def _check_value(f: dataclasses.Field[Any], value: Any) -> None:
         too_high = high is not None and value > high
         if too_low or too_high:
             raise UserError(f"{f.name} must be in {_range_text(meta)}; got {value}")
+
+
+# One rule for integer keys wherever they come from: an int64 (torch's, and the checkpoints').
+MAX_INT = 2**63
+_KIND_WORDS: dict[type, str] = {int: "an integer", float: "a number", str: "a string"}
+
+
+def parse_int(text: str) -> int:
+    """An integer from text: digits (``2000``, ``-3``, ``1_000``) or exact scientific notation (``1e5``,
+    ``2.5e3``), in int64 range; anything else (``1.5``, ``1e30``, ``abc``) is a ``ValueError``.
+
+    The one rule for integers on the command line: ``--steps``, ``-n``, ``--set steps=...`` all use it.
+    """
+    text = text.strip()
+    try:
+        value = int(text)
+    except ValueError:
+        number = float(text)  # ValueError for text that is no number
+        if not math.isfinite(number) or number != int(number) or abs(number) > 2**53:
+            raise ValueError(f"not an integer: {text!r}") from None
+        value = int(number)
+    if not -MAX_INT <= value < MAX_INT:
+        raise ValueError(f"outside int64: {text!r}")
+    return value
 
 
 def _range_text(meta: Mapping[str, Any]) -> str:

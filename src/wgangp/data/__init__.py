@@ -32,6 +32,7 @@ from wgangp.data.images import (
     vector_shape,
 )
 from wgangp.data.sampler import ArraySampler, Source
+from wgangp.data.scaling import FeatureScaling
 from wgangp.data.sequences import (
     ChannelStats,
     SeriesData,
@@ -59,6 +60,7 @@ __all__ = [
     "ChannelStats",
     "Charmap",
     "DataCodec",
+    "FeatureScaling",
     "SeriesData",
     "SeriesFormat",
     "SeriesSampler",
@@ -189,6 +191,7 @@ def build_sampler(
     labels: bool = False,
     n_classes: int = 0,
     codec: DataCodec | None = None,
+    scaling: FeatureScaling | None = None,
 ) -> ToySampler | ArraySampler:
     """The training data stream of ``config``, seeded by ``config.seed + 2``; image data load on first use.
 
@@ -197,6 +200,7 @@ def build_sampler(
     CIFAR-10 their own, ``folder`` one class per sub-folder, ``vectors`` a ``.npz`` with ``x`` and ``y``;
     ``n_classes`` (0: ``max + 1``) bounds them. Without labels the stream is exactly as before.
     ``codec``: text and sequences encode with it (a saved run's; built from the data if ``None``).
+    ``scaling``: vectors are standardised per feature on loading (``standardize``; fitted on first use).
     """
     seed = config.seed + DATA_SEED_OFFSET
     if (config.dataset in TOY_DATASETS or config.dataset in SEQUENCE_DATASETS) and labels:
@@ -218,7 +222,8 @@ def build_sampler(
 
     def load() -> Source:
         if config.dataset == "vectors":
-            return load_vectors(config.data_path)
+            vectors = load_vectors(config.data_path)
+            return vectors if scaling is None else scaling.fit_transform(vectors)
         if config.dataset == "folder":
             resolution, channels = image_geometry(config)
             return FolderImages(config.data_path, resolution, channels)
@@ -226,7 +231,8 @@ def build_sampler(
 
     def load_labelled() -> tuple[Source, Tensor]:
         if config.dataset == "vectors":
-            return load_labelled_vectors(config.data_path, n_classes=n_classes)
+            x, classes = load_labelled_vectors(config.data_path, n_classes=n_classes)
+            return (x if scaling is None else scaling.fit_transform(x)), classes
         if config.dataset == "folder":
             resolution, channels = image_geometry(config)
             folder = FolderImages(config.data_path, resolution, channels, labelled=True)

@@ -325,8 +325,11 @@ def vector_shape(path: str | Path) -> tuple[int, int]:
     if path.suffix == ".npy":
         try:
             array = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError) as err:
+        except ValueError as err:
+            raise _npy_error(err, path) from None
+        except OSError as err:
             raise UserError(f"cannot read {path}: {err}") from None
+        _check_numeric(array.dtype, path)
         return _check_rank(tuple(array.shape), path)
     return _check_rank(tuple(load_vectors(path).shape), path)
 
@@ -341,12 +344,37 @@ def load_vectors(path: str | Path) -> Tensor:
         return load_labelled_vectors(path)[0]
     try:
         if path.suffix == ".npy":
-            array = torch.from_numpy(np.load(path, allow_pickle=False))
+            loaded = np.load(path, allow_pickle=False)
+            _check_numeric(loaded.dtype, path)
+            array = torch.from_numpy(loaded)
         else:
             array = torch.load(path, map_location="cpu", weights_only=True)
+    except UserError:
+        raise
+    except ValueError as err:
+        raise _npy_error(err, path) from None
     except Exception as err:
         raise UserError(f"cannot read {path}: {_first_line(err)}") from None
     return _check_vectors(array, path)
+
+
+def _npy_error(err: ValueError, path: Path) -> UserError:
+    """numpy refuses object arrays without pickle (which could run code): say so in our words."""
+    if "allow_pickle" in str(err) or "Python objects" in str(err):
+        return UserError(
+            f"{path} holds Python objects (dtype object), not numbers; save a numeric array [N, D]"
+        )
+    return UserError(f"cannot read {path}: {_first_line(err)}")
+
+
+def _check_numeric(dtype: np.dtype, path: Path) -> None:
+    """Numbers only: strings, bytes, booleans, complex numbers and records get one line naming the dtype."""
+    if dtype.kind in "fiu":
+        return
+    what = {"U": "strings", "S": "bytes", "b": "booleans", "c": "complex numbers", "V": "records"}.get(
+        dtype.kind, f"dtype {dtype}"
+    )
+    raise UserError(f"{path} holds {what} (dtype {dtype}), not real numbers; save a numeric array [N, D]")
 
 
 def load_labelled_vectors(path: str | Path, *, n_classes: int = 0) -> tuple[Tensor, Tensor]:

@@ -96,6 +96,7 @@ class DataKind:
     datasets: ClassVar[tuple[str, ...]] = ()
     embedded: ClassVar[tuple[str, ...]] = ()
     compares: ClassVar[bool] = False  # whether its metrics rank methods (``ranking`` is set)
+    default_metrics: ClassVar[tuple[str, ...]] = ("classifier",)  # ``wgangp eval`` without --metric
     metrics: tuple[MetricSpec, ...] = ()
     ranking: tuple[MetricSpec, ...] = ()
     claim: str = ""

@@ -38,12 +38,29 @@ PANEL_IMAGES = 36  # images in one panel of compare's samples figure
 
 
 class ImageKind(DataKind):
-    """Unlabelled images (an image folder): sample grids; no metric during training.
+    """Unlabelled images (an image folder): sample grids, and the sliced Wasserstein distance on
+    Laplacian-pyramid patches (Karras et al. 2018; :mod:`wgangp.metrics.swd`), which needs no weights:
+    during training (``eval_every``, ``eval_samples`` images each way) and from ``wgangp eval``.
 
-    ``wgangp eval --metric fid|kid|is --inception-weights FILE`` scores a saved run afterwards.
+    ``wgangp eval --metric fid|kid|is --inception-weights FILE`` scores a saved run with Inception too.
     """
 
     datasets = tuple(d for d in IMAGE_DATASETS if d not in LABELLED_DATASETS)
+    default_metrics = ("swd",)
+    metrics: tuple[MetricSpec, ...] = (MetricSpec("swd_mean", "SWD ×10³ ↓", "lower"),)
+
+    def evaluate(self, trainer: Trainer) -> dict[str, float]:
+        return self._swd(self.fakes(trainer, self.config.eval_samples), self.config.eval_samples, seed=0)
+
+    def _swd(self, fake: Tensor, n: int, *, seed: int) -> dict[str, float]:
+        """SWD between ``fake`` and ``n`` fixed real images (seeded like the run's reference set)."""
+        from wgangp.metrics.swd import sliced_wasserstein
+
+        if self.sampler is None:
+            raise UserError("SWD needs the run's image data (--data-path of the run)")
+        real = self.sampler.reference(n, seed=self.config.seed + REFERENCE_SEED_OFFSET + seed)
+        m = min(fake.shape[0], real.shape[0])  # a folder may hold fewer images than asked for
+        return sliced_wasserstein(fake[:m].float(), real[:m].float(), seed=seed)
 
     def draw(self, trainer: Trainer, run_dir: Path, name: str, log: ImageLog | None = None) -> Path | None:
         from wgangp.pictures.grid import image_grid, save_grid
@@ -72,6 +89,8 @@ class ImageKind(DataKind):
         n = out["samples"]
         fake, labels = trainer.sample_labelled(n, seed=request.seed)  # labels i.i.d. uniform if conditional
         fake = fake.cpu()
+        if "swd" in request.metrics:
+            out |= self._swd(fake, n, seed=request.seed)
         if "classifier" in request.metrics:
             from wgangp.metrics.images import classifier_metrics, conditional_metrics
 
@@ -82,7 +101,7 @@ class ImageKind(DataKind):
                     self.config, cache_dir=run_dir, reference_samples=n, n_classes=trainer.n_classes
                 )
                 out |= scorer.base(fake) | scorer(fake, labels)
-        inception = [m for m in request.metrics if m != "classifier"]
+        inception = [m for m in request.metrics if m not in ("classifier", "swd")]
         if inception:
             from wgangp.metrics.inception import inception_metrics
 
@@ -104,6 +123,7 @@ class LabelledImageKind(ImageKind):
     datasets = LABELLED_DATASETS
     embedded = ("digits",)  # shipped by scikit-learn
     compares = True
+    default_metrics = ("classifier",)
     metrics = (
         MetricSpec("fd", "classifier FD ↓", "lower"),
         MetricSpec("kid", "classifier KID ↓", "lower"),

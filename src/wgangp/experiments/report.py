@@ -54,6 +54,8 @@ def plot_compare_curves(path: Path, results: dict[str, Any]) -> Path:
                         color=METHOD_COLORS.get(method),
                         alpha=0.9 if index == 0 else 0.45,
                         linewidth=1.0,
+                        marker="o" if len(points) == 1 else None,  # one eval: a point, not a blank panel
+                        markersize=4,
                         label=method_label(method) if index == 0 else None,
                     )
             if key == "grad_norm":

@@ -188,7 +188,7 @@ def plot_curves(path: str | os.PathLike[str], rows: list[dict[str, float]], *, k
         ax = fig.add_subplot(nrows, ncols, index + 1)
         points = [(float(row["step"]), float(row[key])) for row in stepped if key in row]
         steps, values = zip(*points, strict=True)
-        ax.plot(steps, values, linewidth=1.0)
+        ax.plot(steps, values, linewidth=1.0, marker="o" if len(points) == 1 else None, markersize=4)
         ax.set_title(key, fontsize="medium")
         ax.set_xlabel("step")
         ax.grid(True, alpha=0.3)

@@ -13,7 +13,7 @@ from wgangp.step.update import accumulate
 __all__ = ["BEST_METRICS", "Bookkeeping"]
 
 # best.pt is kept by the first of these an eval reports; lower is better
-BEST_METRICS = ("fd", "w1", "js4", "spectral_w1")
+BEST_METRICS = ("fd", "w1", "swd_mean", "js4", "spectral_w1")
 
 
 class Bookkeeping:

@@ -11,7 +11,7 @@ __all__ = ["RunLogger", "read_metrics"]
 
 
 class RunLogger:
-    """Appends ``{"step": ..., key: value}`` rows to ``metrics.jsonl``; mirrors scalars to TensorBoard."""
+    """Appends ``{"step": ..., "kind": ..., key: value}`` rows to ``metrics.jsonl``; scalars to TensorBoard."""
 
     def __init__(self, run_dir: str | Path, *, tensorboard: bool = True) -> None:
         self.run_dir = Path(run_dir)
@@ -27,7 +27,9 @@ class RunLogger:
                 self._writer = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"))
 
     def write(self, step: int, values: dict[str, float], *, group: str = "train") -> None:
-        row = {"step": step, **{k: _plain(v) for k, v in values.items()}}
+        """One row ``{"step", "kind": group, ...}``: ``kind`` is ``train`` (log rows) or ``eval`` (metrics),
+        so that e.g. ``pandas.read_json(path, lines=True).groupby("kind")`` splits them."""
+        row = {"step": step, "kind": group, **{k: _plain(v) for k, v in values.items()}}
         self._file.write(json.dumps(row) + "\n")
         self._file.flush()
         if self._writer is not None:

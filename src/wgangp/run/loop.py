@@ -11,6 +11,7 @@ import contextlib
 import errno
 import functools
 import json
+import shlex
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from wgangp.evaluation import DataKind, kind_for
 from wgangp.run.books import Bookkeeping
 from wgangp.run.checkpoint import CheckpointDir, capture_global_rng, restore_global_rng
 from wgangp.run.interrupt import StopRequest
+from wgangp.run.lock import RunLock
 from wgangp.run.log import RunLogger, read_metrics
 from wgangp.run.resume import ResumePoint, check_resume, restore_trainer, rewind_metrics
 from wgangp.run.rundir import CONFIG_NAME, default_run_dir, load_run, prepare_run_dir, write_config
@@ -70,6 +72,7 @@ def train(
     progress: bool = True,
     tensorboard: bool = True,
     shard: Shard | None = None,
+    log_lines: bool = False,
 ) -> RunResult:
     """Train per ``config`` into ``run_dir``: Algorithm 1 with periodic logs, metrics, plots and checkpoints.
 
@@ -80,8 +83,12 @@ def train(
 
     Under ``torchrun`` (``shard``, default: this process's; see ``wgangp.distributed``) every rank trains its
     shard and runs the same collectives in the same order; rank 0 alone reads and writes the run directory.
+
+    ``log_lines``: print one plain line per log row to stdout (step, it/s, ETA, W estimate, ‖∇‖), for
+    logs without a terminal (CI, ``nohup``), where a progress bar would be silent or garbled.
     """
     run = _Run.start(config, Path(run_dir), overwrite, resume, force, shard or current_shard())
+    run.lines = _LogLines(config.steps, run.trainer.step) if log_lines and run.main else None
     with run.session(progress=progress, tensorboard=tensorboard) as (stop, log, bar):
         while run.trainer.step < config.steps:
             # Update the critic ×n_critic, then the generator.
@@ -109,7 +116,7 @@ def train(
         run.seconds = run.clock()
         if run.main:
             run.draw("final", log)
-    return run.finish()
+        return run.finish()  # curves and summary, still under the run directory's lock
 
 
 class _Run:
@@ -127,6 +134,8 @@ class _Run:
         self.saved: Path | None = None
         self.seconds = 0.0
         self.started = 0.0
+        self.lock: RunLock | None = None  # rank 0's lock on the run directory, released when the run ends
+        self.lines: _LogLines | None = None  # plain progress lines (no terminal)
 
     @classmethod
     def start(
@@ -138,24 +147,43 @@ class _Run:
         force: bool,
         shard: Shard,
     ) -> _Run:
-        """The trainer, the run directory (new, or the resumed one rewound to its checkpoint) and the kind."""
+        """The trainer, the run directory (new, or the resumed one rewound to its checkpoint) and the kind.
+
+        Rank 0 holds the run directory's lock (:class:`~wgangp.run.lock.RunLock`) from here to the end of
+        the run: a resumed run's before anything else, a new run's once its directory exists.
+        """
+        directory = resume.run_dir if resume is not None else run_dir
         # A resumed text or sequences run encodes its data with its saved charmap or statistics.
         codec = resume.state.get("data_codec") if resume is not None else None
-        trainer = Trainer(config, shard=shard, codec=codec)
-        if isinstance(trainer.data, ArraySampler):
-            trainer.data.load()  # a bad data path fails before any file is written
-        run = cls(config, resume.run_dir if resume is not None else run_dir, trainer, shard)
-        if resume is None:
-            run_on_main(shard, functools.partial(prepare_run_dir, run.run_dir, config, overwrite=overwrite))
-        else:
-            check_resume(resume, config, force=force)
-            restore_trainer(trainer, resume.state, force=force)
-            restore_global_rng(resume.state["global_rng"])
-            run.books.load_state_dict(resume.state["run"], trainer.device)
-            # Accepted: now bring the directory back to the resumed step (rank 0, once every rank has read).
-            run_on_main(shard, run.rewind)
-        if run.main:
-            run.kind = kind_for(config, trainer.data, run.run_dir)
+        lock = RunLock(directory) if shard.is_main else None
+        if lock is not None and resume is not None:
+            lock.acquire()  # a second `--resume` of this run stops here, naming this process
+        try:
+            trainer = Trainer(config, shard=shard, codec=codec)
+            if isinstance(trainer.data, ArraySampler):
+                trainer.data.load()  # a bad data path fails before any file is written
+            trainer.check_memory()  # a batch that cannot fit fails before any file is written
+            run = cls(config, directory, trainer, shard)
+            run.lock = lock
+            if resume is None:
+                prepare = functools.partial(
+                    prepare_run_dir, run.run_dir, config, overwrite=overwrite, lock=lock
+                )
+                run_on_main(shard, prepare)
+            else:
+                check_resume(resume, config, force=force)
+                restore_trainer(trainer, resume.state, force=force)
+                restore_global_rng(resume.state["global_rng"])
+                run.books.load_state_dict(resume.state["run"], trainer.device)
+                # Accepted: now bring the directory back to the resumed step (rank 0, once every rank read).
+                run_on_main(shard, run.rewind)
+            if run.main:
+                run.kind = kind_for(config, trainer.data, run.run_dir)
+                _log_cpu_bf16(config, trainer.device)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
         run.started = time.perf_counter() - run.books.seconds
         return run
 
@@ -176,6 +204,8 @@ class _Run:
     ) -> Iterator[tuple[StopRequest, RunLogger | None, Any]]:
         """Disk errors in one line, stop signals, the logger (rank 0) and the progress bar."""
         with contextlib.ExitStack() as stack:
+            if self.lock is not None:
+                stack.callback(self.lock.release)  # after everything below, on any exit
             if self.main:
                 stack.enter_context(_disk_errors(self.run_dir, self.store))
             stop = stack.enter_context(StopRequest())
@@ -227,6 +257,8 @@ class _Run:
             row["skipped_updates"] = self.trainer.skipped_updates
         row["time"] = self.clock()
         log.write(self.trainer.step, row)
+        if self.lines is not None:
+            self.lines.print(self.trainer.step, row)
         if "wasserstein" in row:
             bar.set_postfix(W=f"{row['wasserstein']:.3f}", grad=f"{row['grad_norm']:.2f}", refresh=False)
 
@@ -260,7 +292,7 @@ class _Run:
     def interrupted(self, stop: StopRequest) -> RunInterrupted:
         return RunInterrupted(
             f"stopped by {stop.name} at step {self.trainer.step}; checkpoint {self.saved or 'saved by rank 0'}; "
-            f"continue with: wgangp train --resume {self.run_dir}",
+            f"continue with: wgangp train --resume {shlex.quote(str(self.run_dir))}",
             exit_code=stop.exit_code,
         )
 
@@ -277,6 +309,47 @@ class _Run:
         summary = {"steps": self.trainer.step, "seconds": self.seconds, **self.metrics}
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return result
+
+
+class _LogLines:
+    """One plain progress line per log row: ``step 100/2000  45.1 it/s  ETA 0:00:42  W 0.123  ‖∇‖ 0.98``."""
+
+    def __init__(self, total: int, step: int) -> None:
+        self.total = total
+        self.last_step, self.last_time = step, time.perf_counter()
+
+    def print(self, step: int, row: dict[str, Any]) -> None:
+        now = time.perf_counter()
+        rate = (step - self.last_step) / max(now - self.last_time, 1e-9)
+        self.last_step, self.last_time = step, now
+        eta = round((self.total - step) / rate) if rate > 0 else 0
+        parts = [f"step {step}/{self.total}", f"{rate:.3g} it/s", f"ETA {_clock_text(eta)}"]
+        if "wasserstein" in row:
+            parts.append(f"W {row['wasserstein']:.4g}")
+        if "grad_norm" in row:
+            parts.append(f"‖∇‖ {row['grad_norm']:.3g}")
+        print("  ".join(parts), flush=True)
+
+
+def _clock_text(seconds: int) -> str:
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+def _log_cpu_bf16(config: TrainConfig, device: Any) -> None:
+    """bf16 on a CPU: say whether it has native bf16 instructions (else autocast emulates them)."""
+    if config.precision != "bf16" or getattr(device, "type", "") != "cpu":
+        return
+    import warnings
+
+    from wgangp.step.amp import cpu_bf16_support
+
+    native, detail = cpu_bf16_support()
+    if native:
+        text = f"this CPU has native bf16 ({detail}); bf16 may still not be faster than fp32 for small models"
+    else:
+        text = f"this CPU has no native bf16 ({detail}): bf16 is emulated and is likely slower than fp32"
+    warnings.warn(f"precision bf16 on the CPU: {text}", stacklevel=2)
 
 
 @contextlib.contextmanager

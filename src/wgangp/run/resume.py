@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,9 +71,22 @@ def find_resume_point(run_dir: str | Path) -> ResumePoint:
     Reads only: the run directory changes once :func:`~wgangp.run.loop.train` has accepted the resume.
     """
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"cannot resume {run_dir}: it is a file, not a run directory")
     if not run_dir.is_dir():
         raise UserError(f"cannot resume: run directory not found: {run_dir}")
-    path, state = CheckpointDir(run_dir).latest()
+    store = CheckpointDir(run_dir)
+    if (
+        (run_dir / "config.json").is_file()
+        and not store.step_files()
+        and not (run_dir / "checkpoint.pt").exists()
+    ):
+        quoted = shlex.quote(str(run_dir))
+        raise UserError(
+            f"cannot resume {run_dir}: it stopped before its first checkpoint, so there is nothing to "
+            f"continue; start it again with: wgangp train --out {quoted} (same options)"
+        )
+    path, state = store.latest()
     return ResumePoint(run_dir, path, state)
 
 

@@ -4,34 +4,61 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import stat
 import time
+import warnings
 from pathlib import Path
 
 from wgangp.config import TrainConfig, config_from_dict
 from wgangp.errors import UserError
 from wgangp.run.checkpoint import CHECKPOINT_FORMAT, CheckpointDir, load_checkpoint
+from wgangp.run.lock import RunLock
 from wgangp.run.resume import restore_trainer
 from wgangp.trainer import Trainer
 
-__all__ = ["CONFIG_NAME", "default_run_dir", "load_run", "prepare_run_dir", "write_config"]
+__all__ = [
+    "CONFIG_NAME",
+    "default_run_dir",
+    "load_run",
+    "prepare_run_dir",
+    "special_file_kind",
+    "write_config",
+]
 
 CONFIG_NAME = "config.json"
 
 
-def prepare_run_dir(run_dir: str | Path, config: TrainConfig, *, overwrite: bool = False) -> Path:
-    """Create ``run_dir`` for a new run; refuse one that already holds a run unless ``overwrite``."""
+def prepare_run_dir(
+    run_dir: str | Path, config: TrainConfig, *, overwrite: bool = False, lock: RunLock | None = None
+) -> Path:
+    """Create ``run_dir`` for a new run; refuse one that already holds a run unless ``overwrite``.
+
+    A directory with a config but no checkpoint (a run stopped, or killed, before its first checkpoint)
+    holds nothing to resume: it is started afresh, with a warning. ``lock`` is acquired once the
+    directory exists, before anything in it is replaced.
+    """
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"output path {run_dir} exists and is not a directory")
-    holds_run = (run_dir / CONFIG_NAME).exists() or CheckpointDir(run_dir).step_files()
-    if holds_run and not overwrite:
+    has_checkpoint = bool(CheckpointDir(run_dir).step_files()) or (run_dir / "checkpoint.pt").exists()
+    restart = (run_dir / CONFIG_NAME).exists() and not has_checkpoint
+    if has_checkpoint and not overwrite:
+        quoted = shlex.quote(str(run_dir))
         raise UserError(
-            f"{run_dir} already holds a run; pass --resume {run_dir} to continue it, --overwrite to "
+            f"{run_dir} already holds a run; pass --resume {quoted} to continue it, --overwrite to "
             "replace it, or choose another --out"
         )
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        if overwrite:
+        if lock is not None:
+            lock.acquire()  # a run still writing here (before its first checkpoint) is not replaced
+        if restart and not overwrite:
+            warnings.warn(
+                f"{run_dir} holds a run that stopped before its first checkpoint; starting it afresh",
+                stacklevel=2,
+            )
+        if overwrite or restart:
             (run_dir / "metrics.jsonl").unlink(missing_ok=True)
             CheckpointDir(run_dir).remove_all()
         write_config(run_dir, config)
@@ -54,6 +81,8 @@ def load_run(path: str | Path, *, device: str | None = None) -> Trainer:
         state = load_checkpoint(path, expected_format=CHECKPOINT_FORMAT)
     elif path.is_dir():
         _, state = CheckpointDir(path).latest()
+    elif path.exists():
+        raise UserError(f"{path} is {special_file_kind(path)}, not a run directory or a checkpoint file")
     else:
         raise UserError(f"run directory not found: {path}")
     config = config_from_dict(state["config"])
@@ -64,6 +93,20 @@ def load_run(path: str | Path, *, device: str | None = None) -> Trainer:
     trainer = Trainer(config, codec=state.get("data_codec"), n_classes=state.get("n_classes"))
     restore_trainer(trainer, state)
     return trainer
+
+
+def special_file_kind(path: Path) -> str:
+    """``'a FIFO'``, ``'a character device'``...: what a path that is neither a file nor a directory is."""
+    mode = path.stat().st_mode
+    for test, name in (
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
 
 
 def default_run_dir(config: TrainConfig) -> Path:

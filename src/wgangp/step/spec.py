@@ -8,7 +8,7 @@ from typing import Literal
 from wgangp.config import TrainConfig
 from wgangp.distributed import Shard
 from wgangp.losses import LossName
-from wgangp.penalty import PenaltyKind, PenaltyPoints
+from wgangp.penalty import PenaltyKind, PenaltyPoints, ScoreMap
 from wgangp.step.amp import Precision
 
 __all__ = ["StepSpec"]
@@ -37,6 +37,7 @@ class StepSpec:
     generator_batch_multiple: int  # the generator step's batch is B × this (paper ResNet: 2)
     autocast_cache: bool  # False under CUDA-graph capture
     shard: Shard  # this process's rows of every global batch (wgangp.distributed)
+    penalty_score_map: ScoreMap  # critics with score maps [N, ...] (config.penalty_score_map)
     conditioning: Literal["none", "acgan", "projection"]
     n_classes: int  # K of a conditional run (resolved from the data when the config says 0); 0 otherwise
     acgan_scale: float
@@ -74,6 +75,7 @@ class StepSpec:
             generator_batch_multiple=config.generator_batch_multiple,
             autocast_cache=autocast_cache,
             shard=shard if shard is not None else Shard(),
+            penalty_score_map=config.penalty_score_map,
             conditioning=config.conditioning,
             n_classes=(n_classes if n_classes is not None else config.n_classes)
             if config.conditioning != "none"

@@ -149,6 +149,7 @@ def penalty_and_norms(
         "generator": state.noise,
         "fraction": spec.penalty_fraction,
         "rows": spec.shard.rows(total),
+        "score_map": spec.penalty_score_map,
     }
     if spec.precision == "fp32":
         # allow_batchnorm: the trainer checks the critic once, not on every step.
@@ -232,7 +233,7 @@ def critic_update(
     with torch.no_grad(), autocast(spec.precision, device, cache_enabled=spec.autocast_cache):
         z = _latents(spec, batch, device, state.noise)
         fake = state.generator(z, *_given(labels)).float()  # [B, ...]
-    if spec.compile and spec.loss == "wgan-gp" and penalise:
+    if spec.compile and spec.loss == "wgan-gp" and penalise and spec.penalty_score_map == "sum":
         total, stats = _compiled_critic_loss(state, spec, real, fake, batch, labels)
         applied = _apply(total, state.critic_opt, state.critic_scaler, spec.shard, batch, guard)
         return stats if applied else {}
