@@ -181,10 +181,11 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "sequences": (
         "tuned for CPU: 1-d signals (--data-path x.npy) with the language model's 1-D ResNet at W=64, 3 blocks, "
-        "linear outputs, Adam 1e-3 (0.5, 0.9), n_critic 5, λ=10",
+        "linear outputs, each channel standardised, Adam 1e-3 (0.5, 0.9), n_critic 5, λ=10",
         {
             **_SEQUENCE_COMMON,
             "dataset": "sequences",
+            "standardize": True,
             "width": 64,
             "depth": 3,
             "lr_critic": 1e-3,
