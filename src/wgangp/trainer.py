@@ -19,6 +19,7 @@ from wgangp.config import TrainConfig
 from wgangp.data import build_sampler, data_shape
 from wgangp.distributed import Shard, broadcast_parameters, process_device
 from wgangp.errors import UserError
+from wgangp.losses import PENALISED_LOSSES
 from wgangp.models import build_models as _build_models
 from wgangp.models.global_bn import local_batch_statistics, to_global_batchnorm
 from wgangp.penalty import check_critic, gradient_norms
@@ -79,7 +80,11 @@ class Trainer:
             broadcast_parameters([generator, critic])
             if config.sync_batchnorm:  # the same Parameters, before the optimizers and the EMA copy see them
                 generator = to_global_batchnorm(generator)
-        check_critic(critic)  # once here, so the hot path can skip the walk over modules
+                if config.critic_norm == "batch":
+                    critic = to_global_batchnorm(critic)
+        # Once here, so the hot path can skip the walk over modules. A BatchNorm critic is fine for the
+        # losses without a per-sample penalty (the config refuses it for the others).
+        check_critic(critic, allow_batchnorm=config.loss not in PENALISED_LOSSES)
         # eager, fast-eager (mixed precision, lazy penalty, compile) or graph: see wgangp.step.paths.
         self.step_path, _ = choose_step_path(config, self.device, self.shard)
         self.state = TrainState.build(config, generator, critic, graph=self.step_path == "graph")
@@ -189,7 +194,8 @@ class Trainer:
             fake = self.generator(z)
         eps = torch.rand((n,) + (1,) * (real.ndim - 1), generator=probe, device=self.device)
         points = torch.lerp(fake, real.to(self.device), eps).requires_grad_(True)
-        (grads,) = torch.autograd.grad(self.critic(points).sum(), points)
+        with local_batch_statistics(self.critic):  # a BatchNorm critic (penalty-free losses) keeps its buffers
+            (grads,) = torch.autograd.grad(self.critic(points).sum(), points)
         return gradient_norms(grads).mean()
 
     @torch.no_grad()

@@ -14,10 +14,23 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from wgangp.errors import UserError
-from wgangp.losses import LossName
+from wgangp.losses import PENALISED_LOSSES, LossName
 from wgangp.penalty import PenaltyKind, PenaltyPoints
 
 __all__ = ["FIELD_TYPES", "TrainConfig", "config_from_dict", "describe_fields", "field_choices"]
+
+# The nonlinearities of model factored (wgangp.models.activations.ACTIVATIONS; config sits below models).
+ACTIVATIONS: tuple[str, ...] = ("relu", "leaky_relu", "elu", "softplus", "tanh", "gated")
+# Keys that only model factored reads (weight_decay applies to every model).
+FACTORED_ONLY: tuple[str, ...] = (
+    "activation",
+    "critic_activation",
+    "conv_depth",
+    "generator_filters",
+    "critic_filters",
+    "residual",
+    "generator_model",
+)
 
 
 def _f(
@@ -50,8 +63,9 @@ class TrainConfig:
     )
     model: str = _f(
         "mlp",
-        "mlp (vectors) | dcgan | resnet (paper App. F) | resnet-pyramid (paper 64×64)",
-        choices=("mlp", "dcgan", "resnet", "resnet-pyramid"),
+        "mlp (vectors) | dcgan | resnet (paper App. F) | resnet-pyramid (paper 64×64) | factored (the "
+        "robustness studies' networks, built from the architecture factors below)",
+        choices=("mlp", "dcgan", "resnet", "resnet-pyramid", "factored"),
     )
     resolution: int = _f(
         0, "image side in pixels; 0 = the dataset's own (digits 8, mnist 28, cifar10 32)", low=0
@@ -75,15 +89,18 @@ class TrainConfig:
     latent_dim: int = _f(2, "generator input size, z ~ N(0, I) (toy: 2)", low=1)
     width: int = _f(512, "hidden units per MLP layer (paper: 512)", low=1)
     depth: int = _f(3, "hidden layers per MLP (paper: 3)", low=1)
-    critic_norm: Literal["none", "layer"] = _f(
-        "none", "normalisation in the critic, never BatchNorm (paper: none)", choices=("none", "layer")
+    critic_norm: Literal["none", "layer", "batch"] = _f(
+        "none",
+        "normalisation in the critic (paper: none; layer for WGAN-GP); batch only for gan, lsgan and "
+        "wgan-clip with model factored (the paper's GAN critic), never with a per-sample penalty",
+        choices=("none", "layer", "batch"),
     )
 
     # Objective.
     loss: LossName = _f(
         "wgan-gp",
-        "wgan-gp | wgan-clip (weight clipping) | gan (standard JS GAN)",
-        choices=("wgan-gp", "wgan-clip", "gan"),
+        "wgan-gp | wgan-clip (weight clipping) | gan (standard JS GAN) | lsgan (least squares, Mao et al.)",
+        choices=("wgan-gp", "wgan-clip", "gan", "lsgan"),
     )
     penalty_weight: float = _f(0.1, "λ, the penalty weight (official toy code: 0.1; paper: 10)", low=0.0)
     penalty_kind: PenaltyKind = _f(
@@ -176,11 +193,63 @@ class TrainConfig:
     eval_samples: int = _f(2000, "samples for W1 and mode metrics (n generated vs n real)", low=2)
     grid_samples: int = _f(64, "images in each sample grid (a fixed latent batch)", low=1)
 
+    # Architecture factors of model=factored (paper Sec. 5.1 / Table 1, Sec. 5.2 / Figure 2;
+    # wgangp.models.factored). conv_width, generator_norm and critic_norm above apply too; the MLP
+    # generator takes width and depth. The defaults with conv_depth = the resolution's steps are DCGAN.
+    activation: str = _f(
+        "relu",
+        "generator nonlinearity of model factored (Table 1: relu, leaky_relu, softplus, tanh; Fig. 2: gated)",
+        choices=ACTIVATIONS,
+    )
+    critic_activation: str = _f(
+        "leaky_relu", "critic nonlinearity of model factored (DCGAN: leaky_relu 0.2)", choices=ACTIVATIONS
+    )
+    conv_depth: int = _f(
+        4,
+        "conv layers per network of model factored, ≥ log2(resolution/4) (Table 1: 4, 8, 12, 20); "
+        "residual: weight layers 3·blocks + 2 (Fig. 2: 101)",
+        low=1,
+    )
+    generator_filters: Literal["double", "constant"] = _f(
+        "double",
+        "generator widths of model factored: double per step towards 4×4 (DCGAN) | constant W (Fig. 2)",
+        choices=("double", "constant"),
+    )
+    critic_filters: Literal["double", "constant"] = _f(
+        "double", "critic widths of model factored: double per step (DCGAN) | constant W", choices=("double", "constant")
+    )
+    residual: bool = _f(False, "model factored as bottleneck ResNets (Fig. 2's 101-layer ResNet; paper: off)")
+    generator_model: Literal["conv", "mlp"] = _f(
+        "conv",
+        "generator of model factored: conv | mlp (Fig. 2's ReLU MLP, width × depth: 512 × 4)",
+        choices=("conv", "mlp"),
+    )
+    weight_decay: float = _f(
+        0.0, "L2 weight decay of both optimizers (torch's weight_decay; paper: 0)", low=0.0
+    )
+
     def __post_init__(self) -> None:
         for f in fields(self):
             _check_value(f, getattr(self, f.name))
         if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
             raise UserError(f"device must be auto, cpu, cuda or cuda:N; got {self.device!r}")
+        self._check_architecture()
+
+    def _check_architecture(self) -> None:
+        """The factors' cross-field rules: a BatchNorm critic, and factors of model factored only."""
+        if self.critic_norm == "batch" and self.loss in PENALISED_LOSSES:
+            raise UserError(
+                f"critic_norm must be one of none, layer with loss {self.loss}: BatchNorm mixes samples, so "
+                "the per-sample gradient penalty is wrong (batch is for gan, lsgan, wgan-clip); got 'batch'"
+            )
+        if self.model == "factored":
+            return
+        if self.critic_norm == "batch":
+            raise UserError(f"critic_norm batch needs model factored; model {self.model} has none")
+        defaults = {f.name: f.default for f in fields(self)}
+        changed = [name for name in FACTORED_ONLY if getattr(self, name) != defaults[name]]
+        if changed:
+            raise UserError(f"{', '.join(changed)} set, but only model factored uses it; add model=factored")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -9,6 +9,7 @@ from torch import nn
 
 from wgangp.models.conditional import CONDITIONINGS, ConditionalBatchNorm, Conditioning
 from wgangp.models.dcgan import DCGANCritic, DCGANGenerator
+from wgangp.models.factored import Architecture, build_architecture
 from wgangp.models.mlp import MLPCritic, MLPGenerator
 from wgangp.models.resnet import ResNetCritic, ResNetGenerator
 from wgangp.models.resnet1d import ResNet1dCritic, ResNet1dGenerator
@@ -29,11 +30,12 @@ __all__ = [
     "ResNet1dGenerator",
     "ResNetCritic",
     "ResNetGenerator",
+    "architecture_of",
     "build_conditional_models",
     "build_models",
 ]
 
-MODELS: tuple[str, ...] = ("mlp", "dcgan", "resnet", "resnet-pyramid")
+MODELS: tuple[str, ...] = ("mlp", "dcgan", "resnet", "resnet-pyramid", "factored")
 
 
 def build_models(config: TrainConfig, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
@@ -78,6 +80,26 @@ def build_conditional_models(
             raise UserError(f"model {config.model}: {err}") from None
 
 
+def architecture_of(config: TrainConfig) -> Architecture:
+    """The :class:`~wgangp.models.factored.Architecture` that ``model=factored`` builds from ``config``."""
+    return Architecture.from_dict(
+        {
+            "generator": config.generator_model,
+            "activation": config.activation,
+            "critic_activation": config.critic_activation,
+            "depth": config.conv_depth,
+            "width": config.conv_width,
+            "generator_filters": config.generator_filters,
+            "critic_filters": config.critic_filters,
+            "generator_norm": config.generator_norm,
+            "critic_norm": config.critic_norm,
+            "residual": config.residual,
+            "mlp_width": config.width,
+            "mlp_depth": config.depth,
+        }
+    )
+
+
 def _build(
     config: TrainConfig, shape: tuple[int, ...], n_classes: int = 0, conditioning: Conditioning = "acgan"
 ) -> tuple[nn.Module, nn.Module]:
@@ -103,6 +125,12 @@ def _build(
     if len(shape) != 3 or shape[1] != shape[2]:
         raise ValueError(f"needs square images [C, R, R]; the data are {'×'.join(map(str, shape))}")
     channels, resolution, width = shape[0], shape[1], config.conv_width
+    if config.model == "factored":
+        if n_classes:
+            raise ValueError("the factored networks are unconditional (n_classes must be 0)")
+        return build_architecture(
+            architecture_of(config), latent_dim=config.latent_dim, channels=channels, resolution=resolution
+        )
     image = {"channels": channels, "resolution": resolution, "width": width}
     if config.model == "dcgan":
         generator = DCGANGenerator(

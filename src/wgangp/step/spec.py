@@ -36,6 +36,9 @@ class StepSpec:
     generator_batch_multiple: int  # the generator step's batch is B × this (paper ResNet: 2)
     autocast_cache: bool  # False under CUDA-graph capture
     shard: Shard  # this process's rows of every global batch (wgangp.distributed)
+    # A BatchNorm critic (critic_norm=batch, penalty-free losses only) scores real and fake in two forwards,
+    # as the official code, so each batch is normalised with its own statistics.
+    separate_critic_forwards: bool
 
     @classmethod
     def from_config(
@@ -59,4 +62,5 @@ class StepSpec:
             generator_batch_multiple=config.generator_batch_multiple,
             autocast_cache=autocast_cache,
             shard=shard if shard is not None else Shard(),
+            separate_critic_forwards=config.critic_norm == "batch",
         )

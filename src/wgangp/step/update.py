@@ -163,9 +163,12 @@ def critic_update(
         applied = _apply(total, state.critic_opt, state.critic_scaler, spec.shard, batch, guard)
         return stats if applied else {}
     with autocast(spec.precision, device, cache_enabled=spec.autocast_cache):
-        # One forward for both halves: the same math (no BatchNorm in a critic) with half the launches.
-        scores = state.critic(torch.cat([real, fake]))  # [2B]
-    real_scores, fake_scores = scores.split(real.shape[0])
+        if spec.separate_critic_forwards:
+            real_scores, fake_scores = state.critic(real), state.critic(fake)  # [B], [B]
+        else:
+            # One forward for both halves: the same math (no BatchNorm in a critic) with half the launches.
+            scores = state.critic(torch.cat([real, fake]))  # [2B]
+            real_scores, fake_scores = scores.split(real.shape[0])
     loss = critic_loss(spec.loss, real_scores, fake_scores)
     stats = {
         "critic_loss": loss.detach(),
