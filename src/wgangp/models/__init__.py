@@ -105,6 +105,9 @@ def _build(
 ) -> tuple[nn.Module, nn.Module]:
     generator: nn.Module
     critic: nn.Module
+    if config.critic_norm == "batch" and config.model != "factored":
+        raise ValueError("critic norm batch needs model factored (the config refuses it elsewhere)")
+    critic_norm: Literal["none", "layer"] = "layer" if config.critic_norm == "layer" else "none"
     if config.model == "mlp":
         if len(shape) != 1:
             raise ValueError(
@@ -117,7 +120,7 @@ def _build(
             shape[0],
             width=config.width,
             depth=config.depth,
-            norm=config.critic_norm,
+            norm=critic_norm,
             n_classes=n_classes,
             conditioning=conditioning,
         )
@@ -136,13 +139,13 @@ def _build(
         generator = DCGANGenerator(
             config.latent_dim, norm=config.generator_norm, n_classes=n_classes, **image
         )
-        critic = DCGANCritic(norm=config.critic_norm, n_classes=n_classes, conditioning=conditioning, **image)
+        critic = DCGANCritic(norm=critic_norm, n_classes=n_classes, conditioning=conditioning, **image)
     else:
         variant: Literal["cifar", "pyramid"] = "cifar" if config.model == "resnet" else "pyramid"
         generator = ResNetGenerator(
             config.latent_dim, variant=variant, norm=config.generator_norm, n_classes=n_classes, **image
         )
         critic = ResNetCritic(
-            variant=variant, norm=config.critic_norm, n_classes=n_classes, conditioning=conditioning, **image
+            variant=variant, norm=critic_norm, n_classes=n_classes, conditioning=conditioning, **image
         )
     return generator, critic
