@@ -194,7 +194,9 @@ class Trainer:
             fake = self.generator(z)
         eps = torch.rand((n,) + (1,) * (real.ndim - 1), generator=probe, device=self.device)
         points = torch.lerp(fake, real.to(self.device), eps).requires_grad_(True)
-        with local_batch_statistics(self.critic):  # a BatchNorm critic (penalty-free losses) keeps its buffers
+        with local_batch_statistics(
+            self.critic
+        ):  # a BatchNorm critic (penalty-free losses) keeps its buffers
             (grads,) = torch.autograd.grad(self.critic(points).sum(), points)
         return gradient_norms(grads).mean()
 

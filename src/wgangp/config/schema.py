@@ -216,7 +216,9 @@ class TrainConfig:
         choices=("double", "constant"),
     )
     critic_filters: Literal["double", "constant"] = _f(
-        "double", "critic widths of model factored: double per step (DCGAN) | constant W", choices=("double", "constant")
+        "double",
+        "critic widths of model factored: double per step (DCGAN) | constant W",
+        choices=("double", "constant"),
     )
     residual: bool = _f(False, "model factored as bottleneck ResNets (Fig. 2's 101-layer ResNet; paper: off)")
     generator_model: Literal["conv", "mlp"] = _f(

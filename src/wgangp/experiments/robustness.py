@@ -267,7 +267,8 @@ def _check_study_dir(study: Study, out_dir: Path) -> None:
 def collect(dirs: Sequence[str | Path], out_dir: Path, *, name: str) -> list[dict[str, Any]]:
     """The merged results of the study directories ``dirs`` (one study, every run present).
 
-    Their grids are copied into ``out_dir/runs``, where the report finds them.
+    Their results, grids and manifest are copied into ``out_dir/runs`` (where the report finds the grids), so
+    ``out_dir`` is a complete study directory: it can be merged again or rerun to nothing.
     """
     run_dirs = [Path(d) / RUNS_DIR for d in dirs]
     for directory in run_dirs:
@@ -287,10 +288,11 @@ def collect(dirs: Sequence[str | Path], out_dir: Path, *, name: str) -> list[dic
         )
     target_dir = out_dir / RUNS_DIR
     target_dir.mkdir(parents=True, exist_ok=True)
-    for directory in run_dirs:
-        for result in results:
-            source = Path(directory) / f"{result['run_id']}.png"
-            target = target_dir / source.name
+    names = ["study.json", "classifier.pt"]
+    names += [f"{r['run_id']}{suffix}" for r in results for suffix in (".json", ".png")]
+    for directory in run_dirs:  # the merged directory is a complete study directory itself
+        for name in names:
+            source, target = directory / name, target_dir / name
             if source.is_file() and not (target.exists() and os.path.samefile(source, target)):
                 shutil.copyfile(source, target)
     return sorted(results, key=lambda r: [spec["run_id"] for spec in manifest["runs"]].index(r["run_id"]))
