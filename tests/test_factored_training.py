@@ -7,8 +7,8 @@ Mirrors the wiring of :mod:`wgangp.models.factored` into the config (``model = f
 from __future__ import annotations
 
 import copy
-import re
 import dataclasses
+import re
 
 import pytest
 import torch
