@@ -374,8 +374,8 @@ def plot_pairs(
     cells = max(len(c) for _, c in rows)
     blocks = min(per_line, len(rows))
     lines = math.ceil(len(rows) / blocks)
-    fig = new_figure(1.5 * cells * blocks + 0.3, 1.75 * lines + 0.2)
-    grid = fig.add_gridspec(lines, blocks * cells, wspace=0.08, hspace=0.6)
+    fig = new_figure(1.5 * cells * blocks + 0.3, 1.9 * lines + 0.2)
+    grid = fig.add_gridspec(lines, blocks * cells, wspace=0.08, hspace=0.75)
     for index, (label, items) in enumerate(rows):
         line, block = divmod(index, blocks)
         for j, (title, name) in enumerate(items):
@@ -422,7 +422,7 @@ def write_robustness_report(results: Sequence[Mapping[str, Any]], out_dir: Path)
         out_dir / RUNS_DIR,
         [
             (
-                f"#{a['index']}: {a['label']}",
+                f"#{a['index']}: {a['label']}".replace(", G ", "\nG ", 1).replace(", MLP", "\nMLP", 1),
                 [
                     (f"GAN {format_value(a['gan']['score'])}", f"arch{a['index']:03d}-gan.png"),
                     (f"WGAN-GP {format_value(a['wgan-gp']['score'])}", f"arch{a['index']:03d}-wgan-gp.png"),
