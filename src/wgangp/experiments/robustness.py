@@ -375,7 +375,11 @@ def plot_pairs(
     blocks = min(per_line, len(rows))
     lines = math.ceil(len(rows) / blocks)
     fig = new_figure(1.5 * cells * blocks + 0.3, 1.9 * lines + 0.2)
-    grid = fig.add_gridspec(lines, blocks * cells, wspace=0.08, hspace=0.75)
+    fig.set_layout_engine("none")  # constrained layout shrinks the images to make room for the titles
+    top = 1 - 0.55 / (1.9 * lines + 0.2)
+    grid = fig.add_gridspec(
+        lines, blocks * cells, left=0.01, right=0.99, bottom=0.01, top=top, wspace=0.08, hspace=0.45
+    )
     for index, (label, items) in enumerate(rows):
         line, block = divmod(index, blocks)
         for j, (title, name) in enumerate(items):
