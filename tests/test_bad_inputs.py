@@ -9,6 +9,7 @@ their finer behaviour (mixed sizes and modes, a corrupt file among good ones) is
 from __future__ import annotations
 
 import errno
+import json
 import os
 import pathlib
 import shutil
@@ -120,6 +121,14 @@ def _conditional_run(tmp: Path) -> None:
     assert main(["train", "--out", str(tmp / "crun"), "--steps", "2", *data, *TINY]) == 0
 
 
+def _two_studies(tmp: Path) -> None:
+    for name, study_id in (("s1", "aaaa"), ("s2", "bbbb")):
+        runs = tmp / name / "runs"
+        runs.mkdir(parents=True)
+        result = {"study": "robustness", "study_id": study_id, "run_id": f"{name}-gan", "metrics": {}}
+        (runs / f"{name}-gan.json").write_text(json.dumps(result))
+
+
 def _locked_dir(tmp: Path) -> None:
     (tmp / "locked").mkdir()
     (tmp / "locked").chmod(0o555)
@@ -194,6 +203,42 @@ CASES = [
         "BatchNorm critic", ["train", "--set", "critic_norm=batch"], "critic_norm must be one of none, layer"
     ),
     Case("unknown device", ["train", "--device", "tpu"], "device must be auto, cpu, cuda"),
+    # Architecture factors (model factored) and the studies (wgangp robustness, figure 2).
+    Case(
+        "unknown activation",
+        ["train", "--dataset", "digits", "--set", "model=factored", "--set", "activation=swish"],
+        "activation must be one of relu, leaky_relu, elu, softplus, tanh, gated; got 'swish'",
+    ),
+    Case(
+        "conv depth below 1",
+        ["train", "--dataset", "digits", "--set", "model=factored", "--set", "conv_depth=0"],
+        "conv_depth must be in [1, inf)",
+    ),
+    Case(
+        "BatchNorm critic with wgan-gp (factored)",
+        ["train", "--dataset", "digits", "--set", "model=factored", "--set", "critic_norm=batch"],
+        "critic_norm must be one of none, layer with loss wgan-gp",
+    ),
+    Case(
+        "factor without model factored",
+        ["train", "--dataset", "digits", "--set", "activation=tanh"],
+        "activation set, but only model factored uses it; add model=factored",
+    ),
+    Case("robustness: shard 3/2", ["robustness", "--shard", "3/2"], "--shard must be i/n with 0 ≤ i < n"),
+    Case(
+        "robustness: merge of different studies",
+        ["robustness", "--merge", "{tmp}/s1", "{tmp}/s2"],
+        "merge one study at a time",
+        _two_studies,
+    ),
+    Case(
+        "robustness: merge of a dir that is no study",
+        ["robustness", "--merge", "{tmp}/run"],
+        "not a study directory",
+    ),
+    Case(
+        "figure 2 with --width", ["figure", "2", "--width", "8"], "figure 2 has its own seven architectures"
+    ),
     Case("unknown command", ["frobnicate"], "invalid choice"),
     # Files and output paths.
     Case("config file missing", ["train", "--config", "{tmp}/none.toml"], "config file not found"),

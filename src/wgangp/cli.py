@@ -305,7 +305,9 @@ def _add_compare_parsers(commands: argparse._SubParsersAction) -> None:
         description="Reproduce Figure 1 of Gulrajani et al. 2017: 1a, value surfaces of critics trained "
         "against real data + N(0,1) noise; 1b, per-layer gradient norms and weights of deep critics.",
     )
-    figure.add_argument("which", choices=["1a", "1b"], help="which panel")
+    figure.add_argument(
+        "which", choices=["1a", "1b", "2"], help="which figure (2: seven architectures × four losses)"
+    )
     figure.add_argument("--out", metavar="DIR", default="figures", help="output directory (default: figures)")
     figure.add_argument(
         "--iterations",
@@ -318,6 +320,60 @@ def _add_compare_parsers(commands: argparse._SubParsersAction) -> None:
     figure.add_argument("--batch-size", type=_positive_int, help="batch size (default 256)")
     figure.add_argument("--seed", type=_non_negative_int, default=0, help="seed")
     figure.add_argument("--resolution", type=_positive_int, default=128, help="1a: grid points per axis")
+    _add_study_arguments(figure, "2: ")
+    _add_robustness_parser(commands)
+
+
+def _add_study_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    """The scale-out options every study shares: --shard, --jobs, --merge, --device, --eval-samples."""
+    parser.add_argument(
+        "--shard",
+        metavar="I/N",
+        help=f"{prefix}run every N-th run from the I-th (0-based; e.g. $SLURM_ARRAY_TASK_ID/N)",
+    )
+    parser.add_argument(
+        "--jobs", type=_positive_int, default=1, help=f"{prefix}runs in parallel, one process and core each"
+    )
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="DIR",
+        help=f"{prefix}build the report from these study directories (the shards' --out) into --out",
+    )
+    parser.add_argument("--eval-samples", type=_positive_int, help=f"{prefix}samples scored per run")
+    parser.add_argument("--device", help=f"{prefix}auto | cpu | cuda | cuda:N (default: auto)")
+
+
+def _add_robustness_parser(commands: argparse._SubParsersAction) -> None:
+    from wgangp.experiments.robustness import RunSettings
+
+    defaults = RunSettings()
+    robustness = commands.add_parser(
+        "robustness",
+        help="the paper's Table 2: random architectures, each trained with the GAN and with WGAN-GP",
+        description="Draw K architectures from the paper's factors (Table 1, scaled to the data), train each "
+        "with the standard GAN and with WGAN-GP for the same generator iterations, score them with the "
+        "dataset classifier's score and FD, and write report.md, report.html and results.json with the "
+        "paper's counts table. Reruns skip finished runs.",
+    )
+    robustness.add_argument("--dataset", default=defaults.dataset, choices=["digits"], help="data")
+    robustness.add_argument(
+        "--architectures", type=_positive_int, default=20, help="architectures drawn (paper: 200; default 20)"
+    )
+    robustness.add_argument(
+        "--seed",
+        type=_non_negative_int,
+        default=0,
+        help="seed of the draws and of the runs (arch k: seed + k)",
+    )
+    robustness.add_argument(
+        "--steps", type=_positive_int, help=f"generator iterations per run (default {defaults.steps})"
+    )
+    robustness.add_argument(
+        "--batch-size", type=_positive_int, help=f"batch size (default {defaults.batch_size})"
+    )
+    robustness.add_argument("--out", metavar="DIR", help="study directory (default: runs/robustness-<time>)")
+    _add_study_arguments(robustness)
 
 
 def _version() -> str:
@@ -618,9 +674,106 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_settings(args: argparse.Namespace, steps: int | None) -> Any:
+    from wgangp.experiments.robustness import RunSettings
+
+    chosen: dict[str, Any] = {
+        key: value
+        for key, value in (
+            ("steps", steps),
+            ("batch_size", args.batch_size),
+            ("eval_samples", args.eval_samples),
+        )
+        if value is not None
+    }
+    return RunSettings(**chosen)
+
+
+def _run_or_merge(args: argparse.Namespace, study: Any, out: Path, write: Callable[..., Any]) -> Path | None:
+    """Run this shard of ``study`` into ``out`` (or merge ``--merge`` dirs); write the report once complete.
+
+    Returns the report's directory, or ``None`` when runs of other shards are still missing.
+    """
+    from wgangp.experiments.robustness import RUNS_DIR, collect, finish_study
+    from wgangp.experiments.study import parse_shard
+
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output path {out} exists and is not a directory")
+    if args.merge:
+        if args.shard:
+            raise UserError("--merge builds the report from finished shards; drop --shard")
+        results = collect(args.merge, out, name=study.name)
+        write(results, out)
+        return out
+    shard = parse_shard(args.shard) if args.shard else (0, 1)
+    try:
+        finish_study(study, out, shard=shard, jobs=args.jobs, device=args.device or "auto")
+    except RuntimeError as err:
+        raise UserError(f"{err}; rerun the same command to retry them", exit_code=1) from None
+    done = {p.stem for p in (out / RUNS_DIR).glob("*.json")}
+    missing = [spec["run_id"] for spec in study.runs if spec["run_id"] not in done]
+    if missing:
+        print(
+            f"shard {shard[0]}/{shard[1]} done: {len(study.runs) - len(missing)} of {len(study.runs)} runs "
+            f"in {out}; when every shard has finished: --merge DIR... --out REPORT_DIR"
+        )
+        return None
+    write(collect([out], out, name=study.name), out)
+    return out
+
+
+def _cmd_robustness(args: argparse.Namespace) -> int:
+    import time
+
+    from wgangp.experiments.robustness import make_robustness_study, write_robustness_report
+
+    out = Path(args.out) if args.out else Path("runs") / f"robustness-{time.strftime('%Y%m%d-%H%M%S')}"
+    study = make_robustness_study(args.architectures, args.seed, _run_settings(args, args.steps))
+    report = _run_or_merge(args, study, out, write_robustness_report)
+    if report is not None:
+        summary = json.loads((report / "results.json").read_text())
+        print(
+            f"\n{summary['architectures_count']} architectures, real score {summary['reference']['real_score']:.3g}:"
+        )
+        print(
+            "| Min. score | Only GAN | Only WGAN-GP | Both | Neither |\n"
+            + "\n".join(
+                f"| {row['threshold']:.2f} | {row['only_gan']} | {row['only_wgangp']} | {row['both']} | "
+                f"{row['neither']} |"
+                for row in summary["counts"]
+            )
+        )
+        print(f"report: {report / 'report.html'} ({report / 'report.md'}, {report / 'results.json'})")
+    return 0
+
+
+def _cmd_figure_2(args: argparse.Namespace) -> int:
+    from wgangp.experiments.figure2 import make_figure2_study, write_figure2_report
+
+    if args.width is not None:
+        raise UserError("figure 2 has its own seven architectures; drop --width")
+    study = make_figure2_study(args.seed, _run_settings(args, args.iterations))
+    out = Path(args.out) / "figure_2"
+    report = _run_or_merge(args, study, out, write_figure2_report)
+    if report is not None:
+        summary = json.loads((report / "results.json").read_text())
+        for arch in summary["architectures"]:
+            cells = "  ".join(f"{loss} {arch['runs'][loss]['score']:.3g}" for loss in summary["losses"])
+            print(f"{arch['name']:<18} {cells}")
+        print(f"figure: {report / summary['images']['figure']} (report: {report / 'report.html'})")
+    return 0
+
+
 def _cmd_figure(args: argparse.Namespace) -> int:
     from wgangp.experiments.figures import write_figure_1a, write_figure_1b
 
+    if args.which == "2":
+        return _cmd_figure_2(args)
+    given = [
+        f"--{n.replace('_', '-')}" for n in ("shard", "merge", "eval_samples", "device") if getattr(args, n)
+    ]
+    if given or args.jobs != 1:
+        raise UserError(f"{', '.join(given) or '--jobs'} only applies to figure 2")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"output path {out} exists and is not a directory")
@@ -692,6 +845,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "sample": _cmd_sample,
             "compare": _cmd_compare,
             "figure": _cmd_figure,
+            "robustness": _cmd_robustness,
             "bench": _cmd_bench,
         }[args.command]
         with warnings.catch_warnings():

@@ -13,6 +13,8 @@ from torch import Tensor, nn
 
 LossName = Literal["wgan-gp", "wgan-clip", "gan", "lsgan"]
 LOSS_NAMES: tuple[str, ...] = ("wgan-gp", "wgan-clip", "gan", "lsgan")
+# Losses whose critic takes a per-sample gradient penalty, so it must not mix samples (no BatchNorm).
+PENALISED_LOSSES: tuple[str, ...] = ("wgan-gp",)
 
 ACGAN_SCALE = 1.0  # weight of the critic's classification loss (official gan_cifar_resnet.py ACGAN_SCALE)
 ACGAN_SCALE_G = 0.1  # weight of the generator's (ACGAN_SCALE_G)
@@ -21,6 +23,7 @@ __all__ = [
     "ACGAN_SCALE",
     "ACGAN_SCALE_G",
     "LOSS_NAMES",
+    "PENALISED_LOSSES",
     "acgan_critic_loss",
     "acgan_generator_loss",
     "class_cross_entropy",

@@ -20,6 +20,7 @@ from wgangp.config import TrainConfig
 from wgangp.data import ArraySampler, DataCodec, FeatureScaling, build_sampler, data_codec, data_shape
 from wgangp.distributed import Shard, broadcast_parameters, process_device
 from wgangp.errors import UserError
+from wgangp.losses import PENALISED_LOSSES
 from wgangp.models import build_conditional_models
 from wgangp.models import build_models as _build_models
 from wgangp.models.global_bn import local_batch_statistics, to_global_batchnorm
@@ -124,7 +125,11 @@ class Trainer:
             broadcast_parameters([generator, critic])
             if config.sync_batchnorm:  # the same Parameters, before the optimizers and the EMA copy see them
                 generator = to_global_batchnorm(generator)
-        check_critic(critic)  # once here, so the hot path can skip the walk over modules
+                if config.critic_norm == "batch":
+                    critic = to_global_batchnorm(critic)
+        # Once here, so the hot path can skip the walk over modules. A BatchNorm critic is fine for the
+        # losses without a per-sample penalty (the config refuses it for the others).
+        check_critic(critic, allow_batchnorm=config.loss not in PENALISED_LOSSES)
         self.state = TrainState.build(config, generator, critic, graph=self.step_path == "graph")
         self.generator_ema = copy.deepcopy(generator).requires_grad_(False) if config.ema_decay > 0 else None
         self.schedulers = build_schedulers(config, (self.generator_opt, self.critic_opt))
@@ -288,7 +293,10 @@ class Trainer:
             fake = self.generator(z, *given)
         eps = torch.rand((n,) + (1,) * (real.ndim - 1), generator=probe, device=self.device)
         points = torch.lerp(fake, real.to(self.device), eps).requires_grad_(True)
-        (grads,) = torch.autograd.grad(self.critic(points, *given).sum(), points)
+        with local_batch_statistics(
+            self.critic
+        ):  # a BatchNorm critic (penalty-free losses) keeps its buffers
+            (grads,) = torch.autograd.grad(self.critic(points, *given).sum(), points)
         return gradient_norms(grads).mean()
 
     def _labels(self, n: int, labels: Tensor | None, stream: torch.Generator) -> tuple[Tensor, ...]:

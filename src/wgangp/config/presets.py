@@ -234,4 +234,14 @@ LOSS_RECIPES: dict[str, dict[str, Any]] = {
         "beta2": 0.999,
         "n_critic": 1,
     },
+    # LSGAN (Mao et al. 2017), the paper's Sec. 5.2 baseline: the GAN's Adam 2e-4 (0.5, 0.999), n_critic 1.
+    "lsgan": {
+        "loss": "lsgan",
+        "optimizer": "adam",
+        "lr_critic": 2e-4,
+        "lr_generator": 2e-4,
+        "beta1": 0.5,
+        "beta2": 0.999,
+        "n_critic": 1,
+    },
 }

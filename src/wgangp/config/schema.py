@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from wgangp.errors import UserError
-from wgangp.losses import ACGAN_SCALE, ACGAN_SCALE_G, LossName
+from wgangp.losses import ACGAN_SCALE, ACGAN_SCALE_G, PENALISED_LOSSES, LossName
 from wgangp.penalty import PenaltyKind, PenaltyPoints, ScoreMap
 
 __all__ = [
@@ -26,6 +26,19 @@ __all__ = [
     "field_choices",
     "parse_int",
 ]
+
+# The nonlinearities of model factored (wgangp.models.activations.ACTIVATIONS; config sits below models).
+ACTIVATIONS: tuple[str, ...] = ("relu", "leaky_relu", "elu", "softplus", "tanh", "gated")
+# Keys that only model factored reads (weight_decay applies to every model).
+FACTORED_ONLY: tuple[str, ...] = (
+    "activation",
+    "critic_activation",
+    "conv_depth",
+    "generator_filters",
+    "critic_filters",
+    "residual",
+    "generator_model",
+)
 
 
 def _f(
@@ -72,8 +85,9 @@ class TrainConfig:
     model: str = _f(
         "mlp",
         "mlp (vectors) | dcgan | resnet (paper App. F) | resnet-pyramid (paper 64×64) | "
-        "resnet1d (text and sequences, paper Sec. 5.5)",
-        choices=("mlp", "dcgan", "resnet", "resnet-pyramid", "resnet1d"),
+        "resnet1d (text and sequences, paper Sec. 5.5) | factored (the robustness studies' networks, built "
+        "from the architecture factors below)",
+        choices=("mlp", "dcgan", "resnet", "resnet-pyramid", "resnet1d", "factored"),
     )
     resolution: int = _f(
         0, "image side in pixels; 0 = the dataset's own (digits 8, mnist 28, cifar10 32)", low=0
@@ -99,15 +113,18 @@ class TrainConfig:
         512, "hidden units per MLP layer (paper: 512); resnet1d: channels of every conv (paper: 512)", low=1
     )
     depth: int = _f(3, "hidden layers per MLP (paper: 3); resnet1d: residual blocks (paper: 5)", low=1)
-    critic_norm: Literal["none", "layer"] = _f(
-        "none", "normalisation in the critic, never BatchNorm (paper: none)", choices=("none", "layer")
+    critic_norm: Literal["none", "layer", "batch"] = _f(
+        "none",
+        "normalisation in the critic (paper: none; layer for WGAN-GP); batch only for gan, lsgan and "
+        "wgan-clip with model factored (the paper's GAN critic), never with a per-sample penalty",
+        choices=("none", "layer", "batch"),
     )
 
     # Objective.
     loss: LossName = _f(
         "wgan-gp",
-        "wgan-gp | wgan-clip (weight clipping) | gan (standard JS GAN)",
-        choices=("wgan-gp", "wgan-clip", "gan"),
+        "wgan-gp | wgan-clip (weight clipping) | gan (standard JS GAN) | lsgan (least squares, Mao et al.)",
+        choices=("wgan-gp", "wgan-clip", "gan", "lsgan"),
     )
     penalty_weight: float = _f(0.1, "λ, the penalty weight (official toy code: 0.1; paper: 10)", low=0.0)
     penalty_kind: PenaltyKind = _f(
@@ -249,6 +266,43 @@ class TrainConfig:
         "statistics, saved in the run); samples come back in the data's units (preset sequences: true; paper: no)",
     )
 
+    # Architecture factors of model=factored (paper Sec. 5.1 / Table 1, Sec. 5.2 / Figure 2;
+    # wgangp.models.factored). conv_width, generator_norm and critic_norm above apply too; the MLP
+    # generator takes width and depth. The defaults with conv_depth = the resolution's steps are DCGAN.
+    activation: str = _f(
+        "relu",
+        "generator nonlinearity of model factored (Table 1: relu, leaky_relu, softplus, tanh; Fig. 2: gated)",
+        choices=ACTIVATIONS,
+    )
+    critic_activation: str = _f(
+        "leaky_relu", "critic nonlinearity of model factored (DCGAN: leaky_relu 0.2)", choices=ACTIVATIONS
+    )
+    conv_depth: int = _f(
+        4,
+        "conv layers per network of model factored, ≥ log2(resolution/4) (Table 1: 4, 8, 12, 20); "
+        "residual: weight layers 3·blocks + 2 (Fig. 2: 101)",
+        low=1,
+    )
+    generator_filters: Literal["double", "constant"] = _f(
+        "double",
+        "generator widths of model factored: double per step towards 4×4 (DCGAN) | constant W (Fig. 2)",
+        choices=("double", "constant"),
+    )
+    critic_filters: Literal["double", "constant"] = _f(
+        "double",
+        "critic widths of model factored: double per step (DCGAN) | constant W",
+        choices=("double", "constant"),
+    )
+    residual: bool = _f(False, "model factored as bottleneck ResNets (Fig. 2's 101-layer ResNet; paper: off)")
+    generator_model: Literal["conv", "mlp"] = _f(
+        "conv",
+        "generator of model factored: conv | mlp (Fig. 2's ReLU MLP, width × depth: 512 × 4)",
+        choices=("conv", "mlp"),
+    )
+    weight_decay: float = _f(
+        0.0, "L2 weight decay of both optimizers (torch's weight_decay; paper: 0)", low=0.0
+    )
+
     def __post_init__(self) -> None:
         for f in fields(self):
             _check_value(f, getattr(self, f.name))
@@ -270,6 +324,23 @@ class TrainConfig:
                 "penalty_weight=0 with loss wgan-gp trains an unconstrained critic (no Lipschitz constraint, "
                 "the WGAN estimate diverges); use a positive λ (paper: 10), or --loss wgan-clip for weight clipping"
             )
+        self._check_architecture()
+
+    def _check_architecture(self) -> None:
+        """The factors' cross-field rules: a BatchNorm critic, and factors of model factored only."""
+        if self.critic_norm == "batch" and self.loss in PENALISED_LOSSES:
+            raise UserError(
+                f"critic_norm must be one of none, layer with loss {self.loss}: BatchNorm mixes samples, so "
+                "the per-sample gradient penalty is wrong (batch is for gan, lsgan, wgan-clip); got 'batch'"
+            )
+        if self.model == "factored":
+            return
+        if self.critic_norm == "batch":
+            raise UserError(f"critic_norm batch needs model factored; model {self.model} has none")
+        defaults = {f.name: f.default for f in fields(self)}
+        changed = [name for name in FACTORED_ONLY if getattr(self, name) != defaults[name]]
+        if changed:
+            raise UserError(f"{', '.join(changed)} set, but only model factored uses it; add model=factored")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

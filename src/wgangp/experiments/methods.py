@@ -9,8 +9,14 @@ METHOD_LABELS: dict[str, str] = {
     "wgan-gp": "WGAN-GP",
     "wgan-clip": "WGAN (weight clipping)",
     "gan": "standard GAN",
+    "lsgan": "LSGAN",
 }
-METHOD_COLORS: dict[str, str] = {"wgan-gp": "tab:blue", "wgan-clip": "tab:red", "gan": "tab:green"}
+METHOD_COLORS: dict[str, str] = {
+    "wgan-gp": "tab:blue",
+    "wgan-clip": "tab:red",
+    "gan": "tab:green",
+    "lsgan": "tab:purple",
+}
 # The training stats drawn as curves, in panel order (mean ‖∇D(x̂)‖ is probed the same way for every loss).
 CURVE_KEYS: tuple[str, ...] = ("wasserstein", "grad_norm", "critic_loss", "generator_loss")
 

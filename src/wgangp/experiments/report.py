@@ -19,7 +19,15 @@ from wgangp.data.toy import TOY_DATASETS
 from wgangp.experiments.methods import CURVE_KEYS, METHOD_COLORS, method_label
 from wgangp.pictures.plots import new_figure, save_figure
 
-__all__ = ["format_mean_std", "markdown_table", "plot_compare_curves", "write_report"]
+__all__ = [
+    "data_uri",
+    "finite_or_null",
+    "format_mean_std",
+    "markdown_table",
+    "plot_compare_curves",
+    "write_report",
+    "write_text",
+]
 
 
 def plot_compare_curves(path: Path, results: dict[str, Any]) -> Path:
@@ -253,3 +261,9 @@ def _finite_or_null(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_finite_or_null(v) for v in value]
     return value
+
+
+# Shared with the studies' reports (wgangp.experiments.robustness): atomic text, JSON without NaN, PNG URIs.
+write_text = _write_text
+finite_or_null = _finite_or_null
+data_uri = _data_uri

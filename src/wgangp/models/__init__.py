@@ -9,6 +9,7 @@ from torch import nn
 
 from wgangp.models.conditional import CONDITIONINGS, ConditionalBatchNorm, Conditioning
 from wgangp.models.dcgan import DCGANCritic, DCGANGenerator
+from wgangp.models.factored import Architecture, build_architecture
 from wgangp.models.mlp import MLPCritic, MLPGenerator
 from wgangp.models.resnet import ResNetCritic, ResNetGenerator
 from wgangp.models.resnet1d import ResNet1dCritic, ResNet1dGenerator
@@ -29,11 +30,12 @@ __all__ = [
     "ResNet1dGenerator",
     "ResNetCritic",
     "ResNetGenerator",
+    "architecture_of",
     "build_conditional_models",
     "build_models",
 ]
 
-MODELS: tuple[str, ...] = ("mlp", "dcgan", "resnet", "resnet-pyramid", "resnet1d")
+MODELS: tuple[str, ...] = ("mlp", "dcgan", "resnet", "resnet-pyramid", "resnet1d", "factored")
 
 
 def build_models(config: TrainConfig, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
@@ -79,6 +81,26 @@ def build_conditional_models(
             raise UserError(f"model {config.model}: {err}") from None
 
 
+def architecture_of(config: TrainConfig) -> Architecture:
+    """The :class:`~wgangp.models.factored.Architecture` that ``model=factored`` builds from ``config``."""
+    return Architecture.from_dict(
+        {
+            "generator": config.generator_model,
+            "activation": config.activation,
+            "critic_activation": config.critic_activation,
+            "depth": config.conv_depth,
+            "width": config.conv_width,
+            "generator_filters": config.generator_filters,
+            "critic_filters": config.critic_filters,
+            "generator_norm": config.generator_norm,
+            "critic_norm": config.critic_norm,
+            "residual": config.residual,
+            "mlp_width": config.width,
+            "mlp_depth": config.depth,
+        }
+    )
+
+
 def _build(
     config: TrainConfig, shape: tuple[int, ...], n_classes: int = 0, conditioning: Conditioning = "acgan"
 ) -> tuple[nn.Module, nn.Module]:
@@ -86,6 +108,9 @@ def _build(
     critic: nn.Module
     if config.model == "resnet1d" or len(shape) == 2:
         return _build_1d(config, shape, n_classes)
+    if config.critic_norm == "batch" and config.model != "factored":
+        raise ValueError("critic norm batch needs model factored (the config refuses it elsewhere)")
+    critic_norm: Literal["none", "layer"] = "layer" if config.critic_norm == "layer" else "none"
     if config.model == "mlp":
         if len(shape) != 1:
             raise ValueError(
@@ -98,7 +123,7 @@ def _build(
             shape[0],
             width=config.width,
             depth=config.depth,
-            norm=config.critic_norm,
+            norm=critic_norm,
             n_classes=n_classes,
             conditioning=conditioning,
         )
@@ -106,19 +131,25 @@ def _build(
     if len(shape) != 3 or shape[1] != shape[2]:
         raise ValueError(f"needs square images [C, R, R]; the data are {'×'.join(map(str, shape))}")
     channels, resolution, width = shape[0], shape[1], config.conv_width
+    if config.model == "factored":
+        if n_classes:
+            raise ValueError("the factored networks are unconditional (n_classes must be 0)")
+        return build_architecture(
+            architecture_of(config), latent_dim=config.latent_dim, channels=channels, resolution=resolution
+        )
     image = {"channels": channels, "resolution": resolution, "width": width}
     if config.model == "dcgan":
         generator = DCGANGenerator(
             config.latent_dim, norm=config.generator_norm, n_classes=n_classes, **image
         )
-        critic = DCGANCritic(norm=config.critic_norm, n_classes=n_classes, conditioning=conditioning, **image)
+        critic = DCGANCritic(norm=critic_norm, n_classes=n_classes, conditioning=conditioning, **image)
     else:
         variant: Literal["cifar", "pyramid"] = "cifar" if config.model == "resnet" else "pyramid"
         generator = ResNetGenerator(
             config.latent_dim, variant=variant, norm=config.generator_norm, n_classes=n_classes, **image
         )
         critic = ResNetCritic(
-            variant=variant, norm=config.critic_norm, n_classes=n_classes, conditioning=conditioning, **image
+            variant=variant, norm=critic_norm, n_classes=n_classes, conditioning=conditioning, **image
         )
     return generator, critic
 

@@ -48,6 +48,7 @@ from typing import Any, Literal, get_args
 import torch
 from torch import Tensor, nn
 
+from wgangp.losses import PENALISED_LOSSES  # losses whose critic takes a per-sample gradient penalty
 from wgangp.models.activations import ACTIVATIONS, ActivationName, activation, expansion
 from wgangp.models.blocks import Norm, norm_layer
 from wgangp.models.init import init_weights_
@@ -74,7 +75,6 @@ Filters = Literal["double", "constant"]
 GeneratorKind = Literal["conv", "mlp"]
 GeneratorNorm = Literal["batch", "none"]
 
-PENALISED_LOSSES: tuple[str, ...] = ("wgan-gp",)  # losses whose critic takes a per-sample gradient penalty
 RESIDUAL_SCALE = 0.3  # gan_64x64.py's BottleneckResidualBlock: shortcut + 0.3·branch
 OUTPUT_SCALE = 5.0  # gan_64x64.py's ResNet-101: tanh(out/5) in G, score/5 in D
 

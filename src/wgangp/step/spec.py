@@ -47,6 +47,10 @@ class StepSpec:
     def conditional(self) -> bool:
         return self.conditioning != "none"
 
+    # A BatchNorm critic (critic_norm=batch, penalty-free losses only) scores real and fake in two forwards,
+    # as the official code, so each batch is normalised with its own statistics.
+    separate_critic_forwards: bool
+
     @classmethod
     def from_config(
         cls,
@@ -82,4 +86,5 @@ class StepSpec:
             else 0,
             acgan_scale=config.acgan_scale,
             acgan_scale_g=config.acgan_scale_g,
+            separate_critic_forwards=config.critic_norm == "batch",
         )

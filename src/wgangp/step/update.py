@@ -88,6 +88,10 @@ def critic_scores_and_loss(
     if spec.conditioning == "acgan":
         assert labels is not None
         scores, logits = _scores_and_logits(critic, both)  # [2n], [2n, K]
+    elif spec.separate_critic_forwards:
+        # A BatchNorm critic (penalty-free losses only) normalises each half with its own statistics, as the
+        # official code does.
+        scores = torch.cat([critic(real, *_given(labels)), critic(fake, *_given(labels))])  # [2n]
     else:
         # One forward for both halves: the same math (no BatchNorm in a critic) with half the launches.
         scores = critic(both, *_given(None if labels is None else torch.cat([labels, labels])))  # [2n]
