@@ -21,6 +21,7 @@ from wgangp.distributed import Shard, broadcast_parameters, process_device
 from wgangp.errors import UserError
 from wgangp.models import build_models as _build_models
 from wgangp.models.global_bn import local_batch_statistics, to_global_batchnorm
+from wgangp.models.sampling import generate
 from wgangp.penalty import check_critic, gradient_norms
 from wgangp.step.faults import all_finite
 from wgangp.step.optim import build_schedulers
@@ -193,16 +194,17 @@ class Trainer:
         return gradient_norms(grads).mean()
 
     @torch.no_grad()
-    def sample(self, n: int, *, seed: int) -> Tensor:
-        """``n`` generated samples from latents seeded by ``seed`` (independent of the training stream)."""
+    def sample(self, n: int, *, seed: int, ema: bool = True) -> Tensor:
+        """``n`` generated samples from latents seeded by ``seed`` (independent of the training stream).
+
+        From the EMA generator when there is one, unless ``ema=False`` (the generator the critic trains
+        against). With ``sample_batchnorm=batch`` the ``n`` samples are one batch, normalised together.
+        """
         probe = torch.Generator(device=self.device).manual_seed(seed)
         z = torch.randn(n, self.config.latent_dim, generator=probe, device=self.device)
-        generator = self.generator_ema if self.generator_ema is not None else self.generator
-        was_training = generator.training
-        generator.eval()
-        out = generator(z)
-        generator.train(was_training)
-        return out
+        generator = self.generator_ema if self.generator_ema is not None and ema else self.generator
+        # BatchNorm on its running averages or on this batch's statistics (config.sample_batchnorm).
+        return generate(generator, z, batchnorm=self.config.sample_batchnorm)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly: weights, optimizers, step, config and every RNG state."""

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
@@ -25,7 +27,7 @@ from wgangp.data.images import (
     load_vectors,
     vector_shape,
 )
-from wgangp.data.sampler import ArraySampler, Source
+from wgangp.data.sampler import ArraySampler, Source, split_rows, take_rows
 from wgangp.data.sequences import ChannelStats, SeriesData, load_series, series_sampler
 from wgangp.data.text import Charmap, TextData, TextSampler, load_text
 from wgangp.data.toy import TOY_DATASETS, ToySampler, mode_centres, mode_std
@@ -122,13 +124,18 @@ def build_sampler(
     """
     seed = config.seed + DATA_SEED_OFFSET
     if config.dataset in TOY_DATASETS:
+        if config.train_subset or config.monitor_holdout:
+            raise UserError(
+                f"dataset {config.dataset} is sampled afresh for every batch: it has no finite training set "
+                "for train_subset or monitor_holdout (use digits, mnist, cifar10, folder or vectors)"
+            )
         if labels:
             raise UserError(
                 f"dataset {config.dataset} has no class labels; use digits, mnist, cifar10, folder or vectors"
             )
         return ToySampler(config.dataset, config.batch_size, seed=seed, device=device, keep=keep)
 
-    def load() -> Source:
+    def load_all() -> Source:
         if config.dataset == "vectors":
             return load_vectors(config.data_path)
         if config.dataset == "folder":
@@ -136,7 +143,7 @@ def build_sampler(
             return FolderImages(config.data_path, resolution, channels)
         return _images(config)[0]
 
-    def load_labelled() -> tuple[Source, Tensor]:
+    def load_all_labelled() -> tuple[Source, Tensor]:
         if config.dataset == "vectors":
             return load_labelled_vectors(config.data_path, n_classes=n_classes)
         if config.dataset == "folder":
@@ -148,6 +155,9 @@ def build_sampler(
         assert y is not None
         return images, y
 
+    load, load_labelled, held_out = load_all, load_all_labelled, None
+    if config.train_subset or config.monitor_holdout:
+        load, load_labelled, held_out = _split_loaders(config, load_all, load_all_labelled, labels)
     return ArraySampler(
         load_labelled if labels else load,
         config.batch_size,
@@ -160,4 +170,30 @@ def build_sampler(
         keep=keep,
         labels=labels,
         n_classes=n_classes,
+        held_out=held_out,
     )
+
+
+def _split_loaders(
+    config: TrainConfig,
+    load_all: Callable[[], Source],
+    load_all_labelled: Callable[[], tuple[Source, Tensor]],
+    labels: bool,
+) -> tuple[Callable[[], Source], Callable[[], tuple[Source, Tensor]], Callable[[], Source]]:
+    """Loaders of the training rows (``train_subset``) and of the held-out rows (``monitor_holdout``).
+
+    The data are read once, on first use, and split by :func:`~wgangp.data.sampler.split_rows`.
+    """
+
+    @functools.cache
+    def parts() -> tuple[Source, Source, Tensor | None]:
+        data, y = load_all_labelled() if labels else (load_all(), None)
+        train, held = split_rows(len(data), train_subset=config.train_subset, held_out=config.monitor_holdout)
+        return take_rows(data, train), take_rows(data, held), None if y is None else y[train]
+
+    def load_labelled() -> tuple[Source, Tensor]:
+        train, _, y = parts()
+        assert y is not None
+        return train, y
+
+    return (lambda: parts()[0]), load_labelled, (lambda: parts()[1])

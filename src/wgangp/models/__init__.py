@@ -9,6 +9,7 @@ from torch import nn
 
 from wgangp.models.conditional import CONDITIONINGS, ConditionalBatchNorm, Conditioning
 from wgangp.models.dcgan import DCGANCritic, DCGANGenerator
+from wgangp.models.digits import DigitsCritic, DigitsGenerator
 from wgangp.models.mlp import MLPCritic, MLPGenerator
 from wgangp.models.resnet import ResNetCritic, ResNetGenerator
 from wgangp.models.resnet1d import ResNet1dCritic, ResNet1dGenerator
@@ -23,6 +24,8 @@ __all__ = [
     "Conditioning",
     "DCGANCritic",
     "DCGANGenerator",
+    "DigitsCritic",
+    "DigitsGenerator",
     "MLPCritic",
     "MLPGenerator",
     "ResNet1dCritic",
@@ -33,7 +36,7 @@ __all__ = [
     "build_models",
 ]
 
-MODELS: tuple[str, ...] = ("mlp", "dcgan", "resnet", "resnet-pyramid")
+MODELS: tuple[str, ...] = ("mlp", "dcgan", "resnet", "resnet-pyramid", "digits")
 
 
 def build_models(config: TrainConfig, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
@@ -109,6 +112,13 @@ def _build(
             config.latent_dim, norm=config.generator_norm, n_classes=n_classes, **image
         )
         critic = DCGANCritic(norm=config.critic_norm, n_classes=n_classes, conditioning=conditioning, **image)
+    elif config.model == "digits":
+        if n_classes:
+            raise ValueError(
+                "the digits models are unconditional (use dcgan for class-conditional 8×8 images)"
+            )
+        generator = DigitsGenerator(config.latent_dim, norm=config.generator_norm, **image)
+        critic = DigitsCritic(norm=config.critic_norm, **image)
     else:
         variant: Literal["cifar", "pyramid"] = "cifar" if config.model == "resnet" else "pyramid"
         generator = ResNetGenerator(
