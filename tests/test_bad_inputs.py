@@ -313,6 +313,43 @@ CASES = [
         ["sample", "{run}", "-n", "0", "--out", "{tmp}/s.npy"],
         "-n: must be a positive",
     ),
+    # The held-out critic monitor and sampling (README "Reading the curves").
+    Case(
+        "train_subset on toy data",
+        ["train", "--set", "train_subset=100", *TINY],
+        "is sampled afresh for every batch: it has no finite training set",
+    ),
+    Case(
+        "monitor_holdout on toy data",
+        ["train", "--set", "monitor_holdout=100", *TINY],
+        "is sampled afresh for every batch: it has no finite training set",
+    ),
+    Case(
+        "monitor_samples without the monitor",
+        ["train", "--set", "monitor_samples=100", *TINY],
+        "monitor_samples needs the monitor on",
+    ),
+    Case(
+        "train_subset above the data",
+        ["train", "--dataset", "digits", "--set", "train_subset=5000", *TINY],
+        "train_subset=5000, but the dataset has only 1797 samples",
+    ),
+    Case(
+        "monitor_holdout of one sample",
+        ["train", "--dataset", "digits", "--set", "monitor_holdout=1", *TINY],
+        "monitor_holdout must be 0 (off) or at least 2 samples",
+    ),
+    Case(
+        "monitor_holdout beyond what train_subset leaves",
+        ["train", "--dataset", "digits", "--set", "train_subset=1000", "--set", "monitor_holdout=900", *TINY],
+        "monitor_holdout=900 does not fit in the 797 samples train_subset=1000 leaves",
+    ),
+    Case("overfit_sigmas zero", ["train", "--set", "overfit_sigmas=0"], "overfit_sigmas must be in (0, inf)"),
+    Case(
+        "sample_batchnorm unknown",
+        ["train", "--set", "sample_batchnorm=eval"],
+        "sample_batchnorm must be one of",
+    ),
 ]
 if not torch.cuda.is_available():
     CASES.append(

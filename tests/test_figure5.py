@@ -49,7 +49,9 @@ def test_the_runs_are_the_papers_arms():
 def test_5a_correlation_is_recomputed_from_the_log(figure):
     out, _, summary = figure
     rows = read_metrics(out / "runs" / "5a")
-    losses = {r["step"]: -r["critic_loss"] for r in rows if "critic_loss" in r}
+    weight = summary["configs"]["5a"]["penalty_weight"]
+    losses = {r["step"]: -(r["critic_loss"] + weight * r["penalty"]) for r in rows if "critic_loss" in r}
+    estimates = {r["step"]: r["wasserstein"] for r in rows if "wasserstein" in r}
     fds = {r["step"]: r["fd"] for r in rows if "fd" in r}
     steps = sorted(set(losses) & set(fds))
     assert steps == [3, 6, 9, 12] == summary["5a"]["steps"]
@@ -58,6 +60,11 @@ def test_5a_correlation_is_recomputed_from_the_log(figure):
     r = summary["5a"]["correlation"]
     assert r["pearson"] == pytest.approx(float(np.corrcoef(x, y)[0, 1]), abs=1e-12)
     assert r["spearman"] == pytest.approx(float(stats.spearmanr(x, y).statistic), abs=1e-12)
+    w = [estimates[s] for s in steps]
+    assert summary["5a"]["estimate"] == pytest.approx(w, abs=1e-12)
+    r = summary["5a"]["estimate_correlation"]
+    assert r["pearson"] == pytest.approx(float(np.corrcoef(w, y)[0, 1]), abs=1e-12)
+    assert summary["5a"]["correlation"] != summary["5a"]["estimate_correlation"]  # the penalty counts
 
 
 @pytest.mark.parametrize("loss", FIG5B_LOSSES)

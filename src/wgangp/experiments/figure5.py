@@ -63,23 +63,33 @@ def figure5_configs(
     return configs
 
 
-def summarise_figure_5(rows: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, Any]:
+def summarise_figure_5(
+    rows: Mapping[str, Sequence[Mapping[str, Any]]], *, penalty_weight: float
+) -> dict[str, Any]:
     """The numbers of Figure 5 from each run's ``metrics.jsonl`` rows (keyed as :func:`figure5_configs`).
 
-    5a: the paired ``(step, −L_D, FD)`` series and their correlations (also of the critic's estimate
-    ``wasserstein``, the loss without the penalty). 5b, per loss: the monitor's series, the last eval's
-    gap and z, the largest z, and the first step the overfitting detector (default k, patience) fires.
+    5a: the paired ``(step, −L_D, FD)`` series, ``L_D = critic_loss + λ·penalty`` (the loss the critic
+    minimises, penalty included, as the paper plots it; ``penalty_weight`` is the 5a run's λ), and their
+    correlations; also those of the critic's estimate ``wasserstein = −critic_loss`` alone. 5b, per loss:
+    the monitor's series, the last eval's gap and z, the largest z, and the first step the overfitting
+    detector (default k, patience) fires.
     """
-    steps, neg_loss, fd = paired_series(rows["5a"], loss_key="critic_loss", quality_key="fd")
-    _, estimate, _ = paired_series(rows["5a"], loss_key="wasserstein", quality_key="fd")
+    penalised = [
+        {**row, "penalised_loss": row["critic_loss"] + penalty_weight * row["penalty"]}
+        if "critic_loss" in row and "penalty" in row
+        else row
+        for row in rows["5a"]
+    ]
+    steps, neg_loss, fd = paired_series(penalised, loss_key="penalised_loss", quality_key="fd")
+    _, neg_unpenalised, _ = paired_series(rows["5a"], loss_key="critic_loss", quality_key="fd")
     out: dict[str, Any] = {
         "5a": {
             "steps": steps,
             "neg_critic_loss": neg_loss,
             "fd": fd,
             "correlation": loss_quality_correlation(neg_loss, fd),
-            # paired_series negates its loss; the estimate W = −(loss without penalty) is −(−W) here.
-            "estimate_correlation": loss_quality_correlation([-v for v in estimate], fd),
+            "estimate": neg_unpenalised,  # −critic_loss = E[D(x)] − E[D(x̃)] on the training batches
+            "estimate_correlation": loss_quality_correlation(neg_unpenalised, fd),
         },
         "5b": {},
     }
@@ -111,7 +121,7 @@ def plot_figure_5(path: str | Path, summary: Mapping[str, Any]) -> None:
     ax = fig.add_subplot(1, 2 + len(b), 1)
     ax.plot(a["steps"], a["neg_critic_loss"], color="tab:blue", linewidth=1.2)
     ax.set_xlabel("generator iteration")
-    ax.set_ylabel("negative critic loss −L_D", color="tab:blue")
+    ax.set_ylabel("negative critic loss −L_D (with penalty)", color="tab:blue")
     twin = ax.twinx()
     twin.plot(a["steps"], a["fd"], color="tab:red", linewidth=1.0)
     twin.set_ylabel("classifier FD", color="tab:red")
@@ -156,7 +166,8 @@ def write_figure_5(out: str | Path, **options: Any) -> tuple[Path, dict[str, Any
     for name, config in configs.items():
         run = train(config, out / "runs" / name, overwrite=True, progress=False, tensorboard=False)
         rows[name] = read_metrics(run.run_dir)
-    summary = summarise_figure_5(rows) | {"configs": {k: v.to_dict() for k, v in configs.items()}}
+    summary = summarise_figure_5(rows, penalty_weight=configs["5a"].penalty_weight)
+    summary |= {"configs": {k: v.to_dict() for k, v in configs.items()}}
     path = out / "figure_5.png"
     plot_figure_5(path, summary)
     path.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
