@@ -257,7 +257,22 @@ def test_trainer_samples_with_the_configured_batchnorm_statistics(mode):
     trainer.train_iteration()
     z = torch.randn(16, config.latent_dim, generator=torch.Generator().manual_seed(5))
     expected = generate(trainer.generator, z, batchnorm=mode)
-    assert torch.equal(trainer.sample(16, seed=5), expected)
+    assert torch.equal(trainer.sample(16, seed=5, ema=False), expected)
     other = generate(trainer.generator, z, batchnorm="batch" if mode == "running" else "running")
     assert not torch.allclose(expected, other)
     assert trainer.generator.training  # sampling leaves the training mode alone
+
+
+def test_batch_statistics_sample_in_training_sized_batches():
+    from wgangp.models.sampling import generate
+
+    config = resolve_config(
+        "digits", overrides={"conv_width": 4, "batch_size": 16, "sample_batchnorm": "batch"}
+    )
+    trainer = Trainer(config, device=torch.device("cpu"))
+    z = torch.randn(40, config.latent_dim, generator=torch.Generator().manual_seed(5))
+    chunks = [
+        generate(trainer.generator, part, batchnorm="batch") for part in z.tensor_split(3)
+    ]  # 14, 13, 13
+    assert torch.equal(trainer.sample(40, seed=5, ema=False), torch.cat(chunks))
+    assert not torch.allclose(trainer.sample(40, seed=5, ema=False), generate(trainer.generator, z, batchnorm="batch"))

@@ -198,13 +198,19 @@ class Trainer:
         """``n`` generated samples from latents seeded by ``seed`` (independent of the training stream).
 
         From the EMA generator when there is one, unless ``ema=False`` (the generator the critic trains
-        against). With ``sample_batchnorm=batch`` the ``n`` samples are one batch, normalised together.
+        against). With ``sample_batchnorm=batch`` the ``n`` samples are normalised in ``⌈n / batch_size⌉``
+        near-equal batches, each by its own statistics.
         """
         probe = torch.Generator(device=self.device).manual_seed(seed)
         z = torch.randn(n, self.config.latent_dim, generator=probe, device=self.device)
         generator = self.generator_ema if self.generator_ema is not None and ema else self.generator
-        # BatchNorm on its running averages or on this batch's statistics (config.sample_batchnorm).
-        return generate(generator, z, batchnorm=self.config.sample_batchnorm)
+        mode = self.config.sample_batchnorm
+        if mode == "running":
+            return generate(generator, z, batchnorm=mode)
+        # Batch statistics: batches of about the training batch's size, each normalised by its own
+        # statistics, as in training (the official code samples 100 at a time); never one huge batch.
+        parts = max(1, -(-n // self.config.batch_size))
+        return torch.cat([generate(generator, chunk, batchnorm=mode) for chunk in z.tensor_split(parts)])
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly: weights, optimizers, step, config and every RNG state."""
