@@ -275,4 +275,6 @@ def test_batch_statistics_sample_in_training_sized_batches():
         generate(trainer.generator, part, batchnorm="batch") for part in z.tensor_split(3)
     ]  # 14, 13, 13
     assert torch.equal(trainer.sample(40, seed=5, ema=False), torch.cat(chunks))
-    assert not torch.allclose(trainer.sample(40, seed=5, ema=False), generate(trainer.generator, z, batchnorm="batch"))
+    assert not torch.allclose(
+        trainer.sample(40, seed=5, ema=False), generate(trainer.generator, z, batchnorm="batch")
+    )
