@@ -252,8 +252,13 @@ CASES = [
     ),
     Case(
         "resolution the model cannot make",
-        ["train", "--dataset", "digits", "--set", "resolution=12"],
+        ["train", "--dataset", "digits", "--set", "model=dcgan", "--set", "resolution=12"],
         "DCGAN models make 28×28 or 2^k×2^k images",
+    ),
+    Case(
+        "resolution the digits model cannot make",
+        ["train", "--dataset", "digits", "--set", "resolution=12"],
+        "model digits: the digits models make 8×8 images; got 12×12",
     ),
     # Checkpoints given to eval and sample.
     Case("eval: no such run", ["eval", "{tmp}/none"], "run directory not found"),
