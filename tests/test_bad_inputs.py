@@ -354,8 +354,13 @@ CASES = [
     ),
     Case(
         "resolution the model cannot make",
-        ["train", "--dataset", "digits", "--set", "resolution=12"],
+        ["train", "--dataset", "digits", "--set", "model=dcgan", "--set", "resolution=12"],
         "DCGAN models make 28×28 or 2^k×2^k images",
+    ),
+    Case(
+        "resolution the digits model cannot make",
+        ["train", "--dataset", "digits", "--set", "resolution=12"],
+        "model digits: the digits models make 8×8 images; got 12×12",
     ),
     # Checkpoints given to eval and sample.
     Case("eval: no such run", ["eval", "{tmp}/none"], "run directory not found"),
@@ -600,6 +605,43 @@ CASES = [
         "sample: too many points for a png",
         ["sample", "{run}", "-n", "2000000", "--out", "{tmp}/s.png"],
         "a .png shows at most 1000000 points",
+    ),
+    # The held-out critic monitor and sampling (README "Reading the curves").
+    Case(
+        "train_subset on toy data",
+        ["train", "--set", "train_subset=100", *TINY],
+        "is sampled afresh for every batch: it has no finite training set",
+    ),
+    Case(
+        "monitor_holdout on toy data",
+        ["train", "--set", "monitor_holdout=100", *TINY],
+        "is sampled afresh for every batch: it has no finite training set",
+    ),
+    Case(
+        "monitor_samples without the monitor",
+        ["train", "--set", "monitor_samples=100", *TINY],
+        "monitor_samples needs the monitor on",
+    ),
+    Case(
+        "train_subset above the data",
+        ["train", "--dataset", "digits", "--set", "train_subset=5000", *TINY],
+        "train_subset=5000, but the dataset has only 1797 samples",
+    ),
+    Case(
+        "monitor_holdout of one sample",
+        ["train", "--dataset", "digits", "--set", "monitor_holdout=1", *TINY],
+        "monitor_holdout must be 0 (off) or at least 2 samples",
+    ),
+    Case(
+        "monitor_holdout beyond what train_subset leaves",
+        ["train", "--dataset", "digits", "--set", "train_subset=1000", "--set", "monitor_holdout=900", *TINY],
+        "monitor_holdout=900 does not fit in the 797 samples train_subset=1000 leaves",
+    ),
+    Case("overfit_sigmas zero", ["train", "--set", "overfit_sigmas=0"], "overfit_sigmas must be in (0, inf)"),
+    Case(
+        "sample_batchnorm unknown",
+        ["train", "--set", "sample_batchnorm=eval"],
+        "sample_batchnorm must be one of",
     ),
 ]
 if not torch.cuda.is_available():

@@ -301,12 +301,15 @@ def _add_compare_parsers(commands: argparse._SubParsersAction) -> None:
 
     figure = commands.add_parser(
         "figure",
-        help="the paper's Figure 1a (critic surfaces) or 1b (gradients through a 12-layer critic)",
+        help="the paper's Figure 1a (critic surfaces), 1b (gradients through a 12-layer critic) or 5 "
+        "(meaningful loss curves)",
         description="Reproduce Figure 1 of Gulrajani et al. 2017: 1a, value surfaces of critics trained "
         "against real data + N(0,1) noise; 1b, per-layer gradient norms and weights of deep critics.",
     )
     figure.add_argument(
-        "which", choices=["1a", "1b", "2"], help="which figure (2: seven architectures × four losses)"
+        "which",
+        choices=["1a", "1b", "2", "5"],
+        help="which figure (2: seven architectures × four losses; 5: meaningful loss curves)",
     )
     figure.add_argument("--out", metavar="DIR", default="figures", help="output directory (default: figures)")
     figure.add_argument(
@@ -321,6 +324,9 @@ def _add_compare_parsers(commands: argparse._SubParsersAction) -> None:
     figure.add_argument("--seed", type=_non_negative_int, default=0, help="seed")
     figure.add_argument("--resolution", type=_positive_int, default=128, help="1a: grid points per axis")
     _add_study_arguments(figure, "2: ")
+    figure.add_argument(
+        "--train-subset", type=_positive_int, default=200, help="5: digits the 5b runs train on (default 200)"
+    )
     _add_robustness_parser(commands)
 
 
@@ -782,6 +788,8 @@ def _cmd_figure(args: argparse.Namespace) -> int:
         for key, value in (("width", args.width), ("batch_size", args.batch_size), ("seed", args.seed))
         if value is not None
     }
+    if args.which == "5":
+        return _figure_5(args, out)
     if args.which == "1a":
         if args.iterations is not None:
             options["iterations"] = args.iterations
@@ -798,6 +806,30 @@ def _cmd_figure(args: argparse.Namespace) -> int:
         for row in summary["runs"]:
             bound = "" if row["fraction_at_bound"] is None else f"  at ±c: {row['fraction_at_bound']:.1%}"
             print(f"{row['label']:<28} layer-norm span ×{row['span']:.3g} ({row['trend']}){bound}")
+    print(f"figure: {path} (numbers: {path.with_suffix('.json')})")
+    return 0
+
+
+def _figure_5(args: argparse.Namespace, out: Path) -> int:
+    from wgangp.experiments.figure5 import write_figure_5
+
+    overrides = {"conv_width": args.width} if args.width is not None else {}
+    if args.batch_size is not None:
+        overrides["batch_size"] = args.batch_size
+    steps = {"steps": args.iterations} if args.iterations is not None else {}
+    path, summary = write_figure_5(
+        out, train_subset=args.train_subset, seed=args.seed, overrides=overrides, **steps
+    )
+    r = summary["5a"]["correlation"]
+    print(
+        f"5a: −L_D vs FD over {len(summary['5a']['steps'])} evals: Pearson {r['pearson']:.3f}, "
+        f"Spearman {r['spearman']:.3f}"
+    )
+    for loss, run in summary["5b"].items():
+        fired = "never" if run["overfit_step"] is None else f"from step {run['overfit_step']}"
+        print(
+            f"5b {loss:<10} final gap {run['final_gap']:.4g} ({run['final_z']:.1f} SE), overfitting {fired}"
+        )
     print(f"figure: {path} (numbers: {path.with_suffix('.json')})")
     return 0
 

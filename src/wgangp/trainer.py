@@ -24,6 +24,7 @@ from wgangp.losses import PENALISED_LOSSES
 from wgangp.models import build_conditional_models
 from wgangp.models import build_models as _build_models
 from wgangp.models.global_bn import local_batch_statistics, to_global_batchnorm
+from wgangp.models.sampling import generate
 from wgangp.penalty import check_critic, gradient_norms
 from wgangp.step.faults import all_finite
 from wgangp.step.optim import build_schedulers
@@ -320,37 +321,45 @@ class Trainer:
         return (labels.to(self.device, torch.int64),)
 
     @torch.no_grad()
-    def sample(self, n: int, *, seed: int, labels: Tensor | None = None) -> Tensor:
+    def sample(self, n: int, *, seed: int, labels: Tensor | None = None, ema: bool = True) -> Tensor:
         """``n`` generated samples from latents seeded by ``seed`` (independent of the training stream).
 
         A conditional run makes them for ``labels [n]`` (int64 in ``0..K−1``), or for labels drawn i.i.d.
         uniformly from the same seeded stream after z when ``labels`` is ``None``
-        (:meth:`sample_labelled` returns them).
+        (:meth:`sample_labelled` returns them). From the EMA generator when there is one, unless
+        ``ema=False`` (the generator the critic trains against).
         """
-        return self.sample_labelled(n, seed=seed, labels=labels)[0]
+        return self.sample_labelled(n, seed=seed, labels=labels, ema=ema)[0]
 
     @torch.no_grad()
     def sample_labelled(
-        self, n: int, *, seed: int, labels: Tensor | None = None
+        self, n: int, *, seed: int, labels: Tensor | None = None, ema: bool = True
     ) -> tuple[Tensor, Tensor | None]:
         """:meth:`sample` and the labels the samples were made for (``None`` for an unconditional run)."""
         probe = torch.Generator(device=self.device).manual_seed(seed)
         z = torch.randn(n, self.config.latent_dim, generator=probe, device=self.device)
         given = self._labels(n, labels, probe)
-        return self.sample_from(z, given[0] if given else None), (given[0] if given else None)
+        return self.sample_from(z, given[0] if given else None, ema=ema), (given[0] if given else None)
 
     @torch.no_grad()
-    def sample_from(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
-        """The generator (its EMA if kept) in eval mode on latents ``z [n, latent_dim]`` (and ``labels [n]``)."""
+    def sample_from(self, z: Tensor, labels: Tensor | None = None, *, ema: bool = True) -> Tensor:
+        """The generator (its EMA if kept and ``ema``) on latents ``z [n, latent_dim]`` (and ``labels [n]``).
+
+        BatchNorm per ``sample_batchnorm``: running averages (eval mode), or with ``batch`` the ``n`` samples
+        normalised in ``⌈n / batch_size⌉`` near-equal batches, each by its own statistics, as in training
+        (the official code samples 100 at a time), never one huge batch.
+        """
         given = self._labels(z.shape[0], labels, self.noise) if labels is not None else ()
         if self.conditional and not given:
             raise ValueError("a conditional run samples for labels: sample_from(z, labels)")
-        generator = self.generator_ema if self.generator_ema is not None else self.generator
-        was_training = generator.training
-        generator.eval()
-        out = generator(z.to(self.device), *given)
-        generator.train(was_training)
-        return out
+        generator = self.generator_ema if self.generator_ema is not None and ema else self.generator
+        z = z.to(self.device)
+        mode = self.config.sample_batchnorm
+        if mode == "running":
+            return generate(generator, z, *given, batchnorm=mode)
+        parts = max(1, -(-z.shape[0] // self.config.batch_size))
+        chunks = zip(z.tensor_split(parts), *(g.tensor_split(parts) for g in given), strict=True)
+        return torch.cat([generate(generator, *chunk, batchnorm=mode) for chunk in chunks])
 
     def to_data_units(self, samples: Tensor) -> Tensor:
         """Samples in the data's units: standardised vectors mapped back (``standardize``); else as they are."""

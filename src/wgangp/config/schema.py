@@ -86,8 +86,8 @@ class TrainConfig:
         "mlp",
         "mlp (vectors) | dcgan | resnet (paper App. F) | resnet-pyramid (paper 64×64) | "
         "resnet1d (text and sequences, paper Sec. 5.5) | factored (the robustness studies' networks, built "
-        "from the architecture factors below)",
-        choices=("mlp", "dcgan", "resnet", "resnet-pyramid", "resnet1d", "factored"),
+        "from the architecture factors below) | digits (8×8, 3×3 convs at full resolution)",
+        choices=("mlp", "dcgan", "resnet", "resnet-pyramid", "resnet1d", "factored", "digits"),
     )
     resolution: int = _f(
         0, "image side in pixels; 0 = the dataset's own (digits 8, mnist 28, cifar10 32)", low=0
@@ -303,6 +303,36 @@ class TrainConfig:
         0.0, "L2 weight decay of both optimizers (torch's weight_decay; paper: 0)", low=0.0
     )
 
+    # Meaningful loss curves (paper §5.6, Figure 5): how samples are drawn, and the held-out critic monitor.
+    sample_batchnorm: Literal["running", "batch"] = _f(
+        "running",
+        "generator BatchNorm when sampling (eval, sample, grids, Inception metrics): running averages | the "
+        "sampled batch's own statistics (official code: batch)",
+        choices=("running", "batch"),
+    )
+    train_subset: int = _f(
+        0, "train on the first N real samples only; 0 = all (paper Fig. 5b: 1,000 MNIST digits)", low=0
+    )
+    monitor_holdout: int = _f(
+        0,
+        "held-out real samples, never trained on, on which the critic's estimate is taken at every eval "
+        "beside a fixed training subset (w_train, w_val, w_gap); 0 = monitor off (paper Fig. 5b)",
+        low=0,
+    )
+    monitor_samples: int = _f(
+        0, "fixed training samples and fakes the monitor scores; 0 = as many as monitor_holdout", low=0
+    )
+    overfit_sigmas: float = _f(
+        3.0,
+        "k: the monitor warns of overfitting when w_gap exceeds k bootstrap standard errors for "
+        "overfit_patience evals in a row (ours; one-sided 3σ)",
+        low=0.0,
+        low_open=True,
+    )
+    overfit_patience: int = _f(
+        3, "p: evals in a row the gap must exceed overfit_sigmas SE before the monitor warns (ours)", low=1
+    )
+
     def __post_init__(self) -> None:
         for f in fields(self):
             _check_value(f, getattr(self, f.name))
@@ -324,6 +354,8 @@ class TrainConfig:
                 "penalty_weight=0 with loss wgan-gp trains an unconstrained critic (no Lipschitz constraint, "
                 "the WGAN estimate diverges); use a positive λ (paper: 10), or --loss wgan-clip for weight clipping"
             )
+        if self.monitor_samples and not self.monitor_holdout:
+            raise UserError("monitor_samples needs the monitor on: set monitor_holdout to 2 or more samples")
         self._check_architecture()
 
     def _check_architecture(self) -> None:

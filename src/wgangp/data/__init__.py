@@ -12,6 +12,8 @@ decoded without its data, and a resumed one encodes its data exactly as before.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
@@ -31,7 +33,7 @@ from wgangp.data.images import (
     load_vectors,
     vector_shape,
 )
-from wgangp.data.sampler import ArraySampler, Source
+from wgangp.data.sampler import ArraySampler, Source, split_rows, take_rows
 from wgangp.data.scaling import FeatureScaling
 from wgangp.data.sequences import (
     ChannelStats,
@@ -208,6 +210,11 @@ def build_sampler(
             f"dataset {config.dataset} has no class labels; use digits, mnist, cifar10, folder or vectors"
         )
     if config.dataset in TOY_DATASETS:
+        if config.train_subset or config.monitor_holdout:
+            raise UserError(
+                f"dataset {config.dataset} is sampled afresh for every batch: it has no finite training set "
+                "for train_subset or monitor_holdout (use digits, mnist, cifar10, folder or vectors)"
+            )
         return ToySampler(config.dataset, config.batch_size, seed=seed, device=device, keep=keep)
     if config.dataset == "text":
         charmap = codec if isinstance(codec, Charmap) else None
@@ -220,7 +227,7 @@ def build_sampler(
             lambda: _series(config, stats), config.batch_size, seed=seed, device=device, keep=keep
         )
 
-    def load() -> Source:
+    def load_all() -> Source:
         if config.dataset == "vectors":
             vectors = load_vectors(config.data_path)
             return vectors if scaling is None else scaling.fit_transform(vectors)
@@ -229,7 +236,7 @@ def build_sampler(
             return FolderImages(config.data_path, resolution, channels)
         return _images(config)[0]
 
-    def load_labelled() -> tuple[Source, Tensor]:
+    def load_all_labelled() -> tuple[Source, Tensor]:
         if config.dataset == "vectors":
             x, classes = load_labelled_vectors(config.data_path, n_classes=n_classes)
             return (x if scaling is None else scaling.fit_transform(x)), classes
@@ -242,6 +249,9 @@ def build_sampler(
         assert y is not None
         return images, y
 
+    load, load_labelled, held_out = load_all, load_all_labelled, None
+    if config.train_subset or config.monitor_holdout:
+        load, load_labelled, held_out = _split_loaders(config, load_all, load_all_labelled, labels)
     return ArraySampler(
         load_labelled if labels else load,
         config.batch_size,
@@ -254,4 +264,30 @@ def build_sampler(
         keep=keep,
         labels=labels,
         n_classes=n_classes,
+        held_out=held_out,
     )
+
+
+def _split_loaders(
+    config: TrainConfig,
+    load_all: Callable[[], Source],
+    load_all_labelled: Callable[[], tuple[Source, Tensor]],
+    labels: bool,
+) -> tuple[Callable[[], Source], Callable[[], tuple[Source, Tensor]], Callable[[], Source]]:
+    """Loaders of the training rows (``train_subset``) and of the held-out rows (``monitor_holdout``).
+
+    The data are read once, on first use, and split by :func:`~wgangp.data.sampler.split_rows`.
+    """
+
+    @functools.cache
+    def parts() -> tuple[Source, Source, Tensor | None]:
+        data, y = load_all_labelled() if labels else (load_all(), None)
+        train, held = split_rows(len(data), train_subset=config.train_subset, held_out=config.monitor_holdout)
+        return take_rows(data, train), take_rows(data, held), None if y is None else y[train]
+
+    def load_labelled() -> tuple[Source, Tensor]:
+        train, _, y = parts()
+        assert y is not None
+        return train, y
+
+    return (lambda: parts()[0]), load_labelled, (lambda: parts()[1])

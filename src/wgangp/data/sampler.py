@@ -36,7 +36,11 @@ from torch.utils.data import DataLoader
 
 from wgangp.errors import UserError
 
-__all__ = ["ArraySampler", "epoch_order"]
+__all__ = ["HOLDOUT_SEED", "ArraySampler", "epoch_order", "split_rows", "take_rows"]
+
+# The held-out rows of a dataset are a shuffle by this fixed seed, so runs with any config.seed hold out
+# the same samples and their held-out estimates are comparable.
+HOLDOUT_SEED = 20_170_400
 
 
 class ItemSource(Protocol):
@@ -68,6 +72,54 @@ def epoch_order(n: int, seed: int, epoch: int) -> Tensor:
     state = np.random.SeedSequence([seed, epoch]).generate_state(2, dtype=np.uint32)
     g = torch.Generator().manual_seed(int(state[0]) << 31 ^ int(state[1]))
     return torch.randperm(n, generator=g)
+
+
+def split_rows(n: int, *, train_subset: int = 0, held_out: int = 0) -> tuple[Tensor, Tensor]:
+    """``(train, held_out)`` row indices of a dataset of ``n`` samples: disjoint, each sorted.
+
+    Both come from one fixed shuffle of the rows (seeded by :data:`HOLDOUT_SEED`, the same for every run):
+    ``train`` is its first ``train_subset`` rows (``0``: every row not held out), ``held_out`` its last
+    ``held_out`` rows. A shuffle, not the file's order, because datasets are often stored grouped (sklearn's
+    digits by writer), and a subset of a few writers would differ from the held-out rows before any
+    training; a ``train_subset`` run trains on the same rows whether or not it holds any out. Sizes the
+    data cannot give are a :class:`UserError`.
+
+    >>> [t.shape[0] for t in split_rows(10, train_subset=4, held_out=3)]
+    [4, 3]
+    """
+    if train_subset > n:
+        raise UserError(f"train_subset={train_subset}, but the dataset has only {n} samples")
+    if held_out == 1:
+        raise UserError("monitor_holdout must be 0 (off) or at least 2 samples (a standard error needs two)")
+    spare = n - train_subset if train_subset else n - 1
+    if held_out > spare:
+        where = (
+            f"the {n - train_subset} samples train_subset={train_subset} leaves"
+            if train_subset
+            else f"{n} samples"
+        )
+        raise UserError(f"monitor_holdout={held_out} does not fit in {where} (some must remain to train on)")
+    order = epoch_order(n, HOLDOUT_SEED, 0)
+    train = order[: train_subset or n - held_out]
+    return train.sort().values, order[n - held_out :].sort().values
+
+
+class _Rows:
+    """The rows ``index`` of a lazily decoded dataset, decoded on access (a view, no copy)."""
+
+    def __init__(self, data: ItemSource, index: Tensor) -> None:
+        self.data, self.index = data, index
+
+    def __len__(self) -> int:
+        return self.index.shape[0]
+
+    def __getitem__(self, i: int) -> Tensor:
+        return self.data[int(self.index[i])]
+
+
+def take_rows(data: Source, index: Tensor) -> Source:
+    """The rows ``index`` of a tensor (indexed) or of a lazily decoded dataset (a view decoding on access)."""
+    return data[index] if isinstance(data, Tensor) else _Rows(data, index)
 
 
 class _EndlessBatches:
@@ -105,6 +157,7 @@ class ArraySampler:
         labels: ``load`` returns ``(data, labels)``, labels ``[N]`` integers in ``0..K−1``, and the
             ``with_labels=True`` forms return them.
         n_classes: ``K`` for the labels' range check; 0 takes ``max(labels) + 1``.
+        held_out: returns real samples kept out of training (never in a batch), for :meth:`held_out`.
 
     Returns from ``sampler()``: float32 ``[batch_size, ...]`` (``keep``'s rows of it) on ``device``;
     from ``sampler(with_labels=True)`` also int64 labels ``[batch_size]`` (the same rows) on ``device``.
@@ -124,8 +177,10 @@ class ArraySampler:
         keep: slice | None = None,
         labels: bool = False,
         n_classes: int = 0,
+        held_out: Callable[[], Source] | None = None,
     ) -> None:
         self._load = load
+        self._load_held_out = held_out
         self.labelled, self._n_classes = labels, n_classes
         self._labels: Tensor | None = None
         self.keep = keep if keep is not None else slice(None)
@@ -243,6 +298,17 @@ class ArraySampler:
         idx = epoch_order(size, seed, 0)[: min(n, size)]
         x = self._to_float(self._gather(idx), augment=False, device=torch.device("cpu"))
         return x if labels is None else (x, labels[idx])
+
+    def held_out(self) -> Tensor | None:
+        """The held-out real samples ``[M, ...]`` as floats, not augmented, on the CPU; ``None`` if none.
+
+        Never part of a batch; reading them leaves the sampler's state and random streams untouched.
+        """
+        if self._load_held_out is None:
+            return None
+        data = self._load_held_out()
+        raw = data if isinstance(data, Tensor) else torch.stack([data[i] for i in range(len(data))])
+        return self._to_float(raw, augment=False, device=torch.device("cpu"))
 
     def _gather(self, idx: Tensor) -> Tensor:
         data = self.load()

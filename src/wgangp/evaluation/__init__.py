@@ -17,6 +17,7 @@ from wgangp.errors import UserError
 from wgangp.evaluation.base import (
     EVAL_COMMAND_REAL_SEED,
     GRID_SEED,
+    MONITOR_SEED_OFFSET,
     REFERENCE_SEED_OFFSET,
     DataKind,
     EvalRequest,
@@ -28,6 +29,7 @@ from wgangp.evaluation.base import (
 __all__ = [
     "EVAL_COMMAND_REAL_SEED",
     "GRID_SEED",
+    "MONITOR_SEED_OFFSET",
     "REFERENCE_SEED_OFFSET",
     "DataKind",
     "EvalRequest",

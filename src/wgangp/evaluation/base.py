@@ -23,11 +23,13 @@ from wgangp.config import TrainConfig
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
+    from wgangp.metrics.monitor import HeldOutMonitor
     from wgangp.trainer import Trainer
 
 __all__ = [
     "EVAL_COMMAND_REAL_SEED",
     "GRID_SEED",
+    "MONITOR_SEED_OFFSET",
     "REFERENCE_SEED_OFFSET",
     "DataKind",
     "EvalRequest",
@@ -43,6 +45,9 @@ REFERENCE_SEED_OFFSET = 1_000_003
 GRID_SEED = 7_777_777
 # ``wgangp eval --seed S`` on toy data scores against real points drawn with this + S.
 EVAL_COMMAND_REAL_SEED = 10_000
+# The held-out monitor's fixed training subset is drawn with config.seed + this; its fakes' latents with
+# one more; its bootstrap with config.seed.
+MONITOR_SEED_OFFSET = 3_000_017
 
 _KINDS: dict[str, type[DataKind]] = {}
 
@@ -141,6 +146,44 @@ class DataKind:
         """The generator's samples on one matplotlib panel (``compare``'s samples figure)."""
         ax.set_axis_off()
         ax.set_title(title)
+
+    def held_out_real(self) -> Tensor | None:
+        """Real samples never trained on ``[M, ...]`` (CPU), for the held-out critic monitor; ``None``: none.
+
+        By default the sampler's held-out rows (``monitor_holdout``, :meth:`ArraySampler.held_out`); a kind
+        whose data come with their own validation split (text) returns that instead.
+        """
+        held_out = getattr(self.sampler, "held_out", None)
+        return held_out() if callable(held_out) else None
+
+    def monitor(self, trainer: Trainer) -> HeldOutMonitor | None:
+        """The held-out critic monitor (§5.6) of this run, ``None`` while ``monitor_holdout`` is 0.
+
+        At each call it scores a fixed training subset, the held-out set and one batch of fixed-latent
+        fakes from the generator the critic trains against (not the EMA copy); it draws from none of the
+        training streams (its own seeds, :data:`MONITOR_SEED_OFFSET`).
+        """
+        from wgangp.errors import UserError
+        from wgangp.metrics.monitor import HeldOutMonitor
+
+        config = self.config
+        if not config.monitor_holdout:
+            return None
+        val = self.held_out_real()
+        if val is None or self.sampler is None:
+            raise UserError(f"dataset {config.dataset} has no held-out real data for monitor_holdout")
+        n = config.monitor_samples or val.shape[0]
+        train = self.sampler.reference(n, seed=config.seed + MONITOR_SEED_OFFSET)  # [≤ n, ...]
+        seed = config.seed + MONITOR_SEED_OFFSET + 1
+        return HeldOutMonitor(
+            trainer.critic,
+            train,
+            val,
+            lambda: trainer.sample(n, seed=seed, ema=False).cpu(),
+            seed=config.seed,
+            k=config.overfit_sigmas,
+            patience=config.overfit_patience,
+        )
 
     @torch.no_grad()
     def fakes(self, trainer: Trainer, n: int) -> Tensor:

@@ -9,6 +9,7 @@ from torch import nn
 
 from wgangp.models.conditional import CONDITIONINGS, ConditionalBatchNorm, Conditioning
 from wgangp.models.dcgan import DCGANCritic, DCGANGenerator
+from wgangp.models.digits import DigitsCritic, DigitsGenerator
 from wgangp.models.factored import Architecture, build_architecture
 from wgangp.models.mlp import MLPCritic, MLPGenerator
 from wgangp.models.resnet import ResNetCritic, ResNetGenerator
@@ -24,6 +25,8 @@ __all__ = [
     "Conditioning",
     "DCGANCritic",
     "DCGANGenerator",
+    "DigitsCritic",
+    "DigitsGenerator",
     "MLPCritic",
     "MLPGenerator",
     "ResNet1dCritic",
@@ -35,7 +38,7 @@ __all__ = [
     "build_models",
 ]
 
-MODELS: tuple[str, ...] = ("mlp", "dcgan", "resnet", "resnet-pyramid", "resnet1d", "factored")
+MODELS: tuple[str, ...] = ("mlp", "dcgan", "resnet", "resnet-pyramid", "resnet1d", "factored", "digits")
 
 
 def build_models(config: TrainConfig, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
@@ -143,6 +146,13 @@ def _build(
             config.latent_dim, norm=config.generator_norm, n_classes=n_classes, **image
         )
         critic = DCGANCritic(norm=critic_norm, n_classes=n_classes, conditioning=conditioning, **image)
+    elif config.model == "digits":
+        if n_classes:
+            raise ValueError(
+                "the digits models are unconditional (use dcgan for class-conditional 8×8 images)"
+            )
+        generator = DigitsGenerator(config.latent_dim, norm=config.generator_norm, **image)
+        critic = DigitsCritic(norm=critic_norm, **image)
     else:
         variant: Literal["cifar", "pyramid"] = "cifar" if config.model == "resnet" else "pyramid"
         generator = ResNetGenerator(

@@ -67,7 +67,9 @@ def sample_batchnorm(module: nn.Module, mode: SampleBatchNorm) -> Iterator[nn.Mo
             m.training = training
 
 
-def generate(generator: nn.Module, z: Tensor, *, batchnorm: SampleBatchNorm = "running") -> Tensor:
+def generate(
+    generator: nn.Module, z: Tensor, *inputs: Tensor, batchnorm: SampleBatchNorm = "running"
+) -> Tensor:
     """``G(z)`` without gradients, its BatchNorm on ``batchnorm`` statistics (:func:`sample_batchnorm`).
 
     ``z``: ``[N, latent_dim]`` → the generator's output ``[N, ...]``. With ``"batch"`` a sample depends on
@@ -82,4 +84,4 @@ def generate(generator: nn.Module, z: Tensor, *, batchnorm: SampleBatchNorm = "r
     if batchnorm == "batch" and has_bn and z.shape[0] < 2:
         raise UserError(f"sample_batchnorm=batch needs at least 2 samples per batch; got {z.shape[0]}")
     with torch.no_grad(), sample_batchnorm(generator, batchnorm):
-        return generator(z)
+        return generator(z, *inputs)

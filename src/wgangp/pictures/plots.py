@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -163,7 +163,13 @@ def draw_toy(
         ax.set_title(title)
 
 
-def plot_curves(path: str | os.PathLike[str], rows: list[dict[str, float]], *, keys: Sequence[str]) -> None:
+def plot_curves(
+    path: str | os.PathLike[str],
+    rows: list[dict[str, float]],
+    *,
+    keys: Sequence[str],
+    overlays: Mapping[str, Sequence[str]] | None = None,
+) -> None:
     """Write training curves as a PNG: one small panel per key, value against ``row["step"]``.
 
     Keys that appear in no row (with a ``"step"``) are skipped; rows without ``"step"`` are ignored.
@@ -173,13 +179,21 @@ def plot_curves(path: str | os.PathLike[str], rows: list[dict[str, float]], *, k
         path: PNG file to write; parent directories are created.
         rows: logged stats, e.g. the lines of a ``stats.jsonl``.
         keys: which stats to draw, in panel order.
+        overlays: after those, one panel per title drawing its keys together, each with a ±1 SE band
+            where rows hold ``key + "_se"`` (the held-out monitor's train and held-out estimates).
     """
     stepped = [row for row in rows if "step" in row]
     present = [key for key in dict.fromkeys(keys) if any(key in row for row in stepped)]
-    ncols = min(3, max(1, len(present)))
-    nrows = max(1, math.ceil(len(present) / ncols))
+    shared = {
+        title: [key for key in group if any(key in row for row in stepped)]
+        for title, group in (overlays or {}).items()
+    }
+    shared = {title: group for title, group in shared.items() if group}
+    panels = len(present) + len(shared)
+    ncols = min(3, max(1, panels))
+    nrows = max(1, math.ceil(panels / ncols))
     fig = new_figure(3.6 * ncols, 2.6 * nrows)
-    if not present:
+    if not panels:
         ax = fig.add_subplot()
         message = "no data yet for: " + ", ".join(keys)
         ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes)
@@ -192,4 +206,18 @@ def plot_curves(path: str | os.PathLike[str], rows: list[dict[str, float]], *, k
         ax.set_title(key, fontsize="medium")
         ax.set_xlabel("step")
         ax.grid(True, alpha=0.3)
+    for index, (title, group) in enumerate(shared.items(), start=len(present)):
+        ax = fig.add_subplot(nrows, ncols, index + 1)
+        for key in group:
+            with_key = [row for row in stepped if key in row]
+            steps_np = np.array([float(row["step"]) for row in with_key])
+            values_np = np.array([float(row[key]) for row in with_key])
+            ax.plot(steps_np, values_np, linewidth=1.0, label=key)
+            if all(f"{key}_se" in row for row in with_key):
+                se = np.array([float(row[f"{key}_se"]) for row in with_key])
+                ax.fill_between(steps_np, values_np - se, values_np + se, alpha=0.25)
+        ax.set_title(title, fontsize="medium")
+        ax.set_xlabel("step")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small")
     save_figure(fig, path)

@@ -13,6 +13,7 @@ import functools
 import json
 import shlex
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from wgangp.data import ArraySampler
 from wgangp.distributed import Shard, current_shard, reduce_flags, reduce_means, run_on_main
 from wgangp.errors import RunInterrupted, UserError
 from wgangp.evaluation import DataKind, kind_for
+from wgangp.metrics.monitor import HeldOutMonitor
 from wgangp.run.books import Bookkeeping
 from wgangp.run.checkpoint import CheckpointDir, capture_global_rng, restore_global_rng
 from wgangp.run.interrupt import StopRequest
@@ -49,6 +51,15 @@ CURVE_KEYS = (
     "js4",
     "spectral_w1",
 )
+# The held-out monitor's panels in curves.png: estimates drawn together, each with its ±1 SE band.
+MONITOR_CURVES = {
+    "critic estimate: train vs held-out": ("w_train", "w_val"),
+    "gap w_train − w_val": ("w_gap",),
+}
+
+
+class OverfitWarning(UserWarning):
+    """The held-out monitor's gap exceeded overfit_sigmas standard errors for overfit_patience evals."""
 
 
 @dataclass
@@ -129,6 +140,8 @@ class _Run:
         self.books = Bookkeeping()
         self.store = CheckpointDir(run_dir, keep=config.keep_checkpoints)
         self.kind: DataKind | None = None  # rank 0's metrics and pictures
+        self.monitor: HeldOutMonitor | None = None  # rank 0's held-out critic monitor (monitor_holdout)
+        self.overfit: dict[str, Any] | None = None  # the overfitting warning, once it fired
         self.plots: list[Path] = []
         self.metrics: dict[str, float] = {}
         self.saved: Path | None = None
@@ -180,6 +193,10 @@ class _Run:
             if run.main:
                 run.kind = kind_for(config, trainer.data, run.run_dir)
                 _log_cpu_bf16(config, trainer.device)
+                run.monitor = run.kind.monitor(trainer)
+                if run.monitor is not None and resume is not None and "monitor" in resume.state:
+                    run.monitor.load_state_dict(resume.state["monitor"]["state"])
+                    run.overfit = resume.state["monitor"]["overfit"]
         except BaseException:
             if lock is not None:
                 lock.release()
@@ -265,9 +282,33 @@ class _Run:
     def evaluate(self, log: RunLogger) -> None:
         assert self.kind is not None  # rank 0
         self.metrics = self.kind.evaluate(self.trainer)
+        if self.monitor is not None:
+            self.metrics |= self.monitor()
+            self.warn_overfitting()
         log.write(self.trainer.step, self.metrics, group="eval")
         if self.books.improves(self.metrics):
             self.store.save_best(self.checkpoint())
+
+    def warn_overfitting(self) -> None:
+        """The first eval at which the monitor fires: one warning line, and the step for summary.json."""
+        assert self.monitor is not None
+        if self.overfit is not None or not self.metrics["w_overfit"]:
+            return
+        k, patience = self.config.overfit_sigmas, self.config.overfit_patience
+        self.overfit = {
+            "step": self.trainer.step,
+            "w_gap": self.metrics["w_gap"],
+            "w_gap_se": self.metrics["w_gap_se"],
+            "overfit_sigmas": k,
+            "overfit_patience": patience,
+        }
+        warnings.warn(
+            f"the critic is overfitting its training data at step {self.trainer.step}: the estimate on "
+            f"training samples exceeds the held-out one by {self.metrics['w_gap']:.4g} "
+            f"(> {k:g} SE = {k * self.metrics['w_gap_se']:.4g}) for {patience} evals in a row",
+            OverfitWarning,
+            stacklevel=2,
+        )
 
     def draw(self, name: str, log: RunLogger | None) -> None:
         assert self.kind is not None  # rank 0
@@ -275,10 +316,13 @@ class _Run:
         self.plots.extend([path] if path else [])
 
     def checkpoint(self) -> dict[str, Any]:
-        return self.trainer.state_dict() | {
+        state = self.trainer.state_dict() | {
             "global_rng": capture_global_rng(),
             "run": self.books.state_dict(self.clock()),
         }
+        if self.monitor is not None:
+            state["monitor"] = {"state": self.monitor.state_dict(), "overfit": self.overfit}
+        return state
 
     def save(self) -> None:
         trainer = self.trainer
@@ -304,9 +348,13 @@ class _Run:
         from wgangp.pictures.plots import plot_curves
 
         curves = self.run_dir / "plots" / "curves.png"
-        plot_curves(curves, read_metrics(self.run_dir), keys=CURVE_KEYS)
+        overlays = MONITOR_CURVES if self.monitor is not None else None
+        plot_curves(curves, read_metrics(self.run_dir), keys=CURVE_KEYS, overlays=overlays)
         self.plots.append(curves)
-        summary = {"steps": self.trainer.step, "seconds": self.seconds, **self.metrics}
+        summary: dict[str, Any] = {"steps": self.trainer.step, "seconds": self.seconds, **self.metrics}
+        if self.monitor is not None:
+            summary["overfitting"] = self.overfit is not None
+            summary["overfitting_warning"] = self.overfit
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return result
 

@@ -83,17 +83,10 @@ def sample_chunks(trainer: Trainer, n: int, *, seed: int) -> Iterator[Tensor]:
         yield trainer.to_data_units(trainer.sample(n, seed=seed)).cpu()
         return
     noise = torch.Generator(device=trainer.device).manual_seed(seed)
-    generator = trainer.generator_ema if trainer.generator_ema is not None else trainer.generator
-    was_training = generator.training
-    generator.eval()
-    try:
-        with torch.no_grad():
-            for start in range(0, n, rows):
-                count = min(rows, n - start)
-                z = torch.randn(count, trainer.config.latent_dim, generator=noise, device=trainer.device)
-                yield trainer.to_data_units(generator(z)).cpu()
-    finally:
-        generator.train(was_training)
+    for start in range(0, n, rows):
+        count = min(rows, n - start)
+        z = torch.randn(count, trainer.config.latent_dim, generator=noise, device=trainer.device)
+        yield trainer.to_data_units(trainer.sample_from(z)).cpu()
 
 
 def _write_npy(
