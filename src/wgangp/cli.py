@@ -207,6 +207,7 @@ def _positive_float(text: str) -> float:
 
 def _add_compare_parsers(commands: argparse._SubParsersAction) -> None:
     from wgangp.evaluation import comparable_datasets
+    from wgangp.experiments.methods import METHOD_CHOICES, METHODS
 
     compare = commands.add_parser(
         "compare",
@@ -240,6 +241,15 @@ def _add_compare_parsers(commands: argparse._SubParsersAction) -> None:
         "--out", metavar="DIR", help="report directory (default: runs/compare-<dataset>-<time>)"
     )
     compare.add_argument("--overwrite", action="store_true", help="replace a report already in --out")
+    compare.add_argument(
+        "--methods",
+        metavar="M,M,...",
+        help="comma-separated methods to train, from "
+        + ", ".join(METHOD_CHOICES)
+        + " (default: "
+        + ",".join(METHODS)
+        + "); wgan-gp-rmsprop is the paper's Figure 3 control (RMSProp 5e-5 + penalty)",
+    )
     compare.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     figure = commands.add_parser(
@@ -402,7 +412,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     import time
 
     from wgangp.experiments.compare import Budget, run_comparison
-    from wgangp.experiments.report import markdown_table
+    from wgangp.experiments.methods import METHODS, parse_methods
+    from wgangp.experiments.report import markdown_table, pair_lines
+
+    methods = METHODS if args.methods is None else parse_methods(args.methods)
 
     preset = args.preset or DATASET_PRESETS.get(args.dataset, "fast")
     steps = args.steps
@@ -427,12 +440,18 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         preset=preset,
         sets=args.sets,
         device=args.device,
+        methods=methods,
         progress=not args.no_progress,
     )
     print(f"\n{args.dataset}, {budget.describe()}, seeds {results['seeds']}:\n")
     print(markdown_table(results))
     claim = results["claim"]
-    print(f"\n{claim['text']}: {'holds' if claim['holds'] else 'does not hold'}")
+    if claim["holds"] is None:
+        print(f"\n{claim['text']}: not tested ({claim['not_tested']})")
+    else:
+        print(f"\n{claim['text']}: {'holds' if claim['holds'] else 'does not hold'}")
+    for line in pair_lines(results):
+        print(f"  {line}")
     print(f"report: {out / 'report.html'} ({out / 'report.md'}, {out / 'results.json'})")
     return 0
 

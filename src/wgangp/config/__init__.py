@@ -6,13 +6,14 @@
 """
 
 from wgangp.config.layers import load_config_file, parse_set, resolve_config
-from wgangp.config.presets import DATASET_PRESETS, LOSS_RECIPES, PRESETS
+from wgangp.config.presets import DATASET_PRESETS, LOSS_RECIPES, METHOD_RECIPES, PRESETS
 from wgangp.config.schema import FIELD_TYPES, TrainConfig, config_from_dict, describe_fields, field_choices
 
 __all__ = [
     "DATASET_PRESETS",
     "FIELD_TYPES",
     "LOSS_RECIPES",
+    "METHOD_RECIPES",
     "PRESETS",
     "TrainConfig",
     "config_from_dict",

@@ -87,6 +87,7 @@ class LabelledImageKind(ImageKind):
         MetricSpec("fd", "classifier FD ↓", "lower"),
         MetricSpec("kid", "classifier KID ↓", "lower"),
         MetricSpec("classes_covered", "classes covered ↑", "higher"),
+        MetricSpec("score", "classifier score ↑", "higher"),
     )
     ranking = (MetricSpec("fd", "classifier FD ↓", "lower"),)
     claim = "WGAN-GP reaches a lower classifier-space Fréchet distance than weight clipping"
@@ -101,4 +102,10 @@ class LabelledImageKind(ImageKind):
         )
 
     def evaluate(self, trainer: Trainer) -> dict[str, float]:
-        return self.scorer(self.fakes(trainer, self.config.eval_samples))
+        from wgangp.metrics.score import classifier_score
+
+        fakes = self.fakes(trainer, self.config.eval_samples)
+        # The classifier score exp E KL(p(y|x) ‖ p(y)) over all samples at once (one split: with a
+        # thousand samples, ten splits would estimate each p(y) from too few).
+        score, _ = classifier_score(self.scorer, fakes, splits=1)
+        return self.scorer(fakes) | {"score": score}
