@@ -368,6 +368,9 @@ def test_methods_selects_the_arms_and_the_report_lists_them(tmp_path):
         for rows in (run["curves"], run["evals"]):
             assert [r["step"] for r in rows] == sorted(r["step"] for r in rows) and rows[-1]["step"] == 6
             assert all(0 < r["time"] <= run["seconds"] for r in rows)
+        assert (
+            run["cpu_seconds"] > 0 and results["summary"][method]["cpu_seconds"]["mean"] == run["cpu_seconds"]
+        )
 
 
 @pytest.mark.parametrize(

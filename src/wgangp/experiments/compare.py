@@ -121,6 +121,9 @@ class MethodRun:
     seed: int
     steps: int = 0
     seconds: float = 0.0
+    cpu_seconds: float = (
+        0.0  # this process's CPU time over the same iterations (a loaded machine's honest clock)
+    )
     curves: list[dict[str, float]] = field(default_factory=list)
     evals: list[dict[str, float]] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
@@ -132,6 +135,7 @@ class MethodRun:
             "seed": self.seed,
             "steps": self.steps,
             "seconds": self.seconds,
+            "cpu_seconds": self.cpu_seconds,
             "diverged": self.diverged,
             "metrics": self.metrics,
             "curves": self.curves,
@@ -167,10 +171,11 @@ def run_method(
     while True:
         # Update the critic ×n_critic, then the generator (timed).
         _sync(trainer.device)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         stats = trainer.train_iteration()
         _sync(trainer.device)
         run.seconds += time.perf_counter() - start
+        run.cpu_seconds += time.process_time() - cpu_start
         step = trainer.step
         accumulate(window, counts, stats)
         if progress is not None:
@@ -364,6 +369,7 @@ def run_comparison(
         | {
             "steps": aggregate([float(r.steps) for r in runs[m]]),
             "seconds": aggregate([r.seconds for r in runs[m]]),
+            "cpu_seconds": aggregate([r.cpu_seconds for r in runs[m]]),
         }
         for m in methods
     }
