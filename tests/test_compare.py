@@ -469,13 +469,18 @@ def _fake_results(metrics):
 
 
 @pytest.mark.parametrize(
-    ("metrics", "columns"),
+    ("dataset", "columns"),
     [
-        (list(map(vars, LabelledImageKind.metrics)), ["classifier FD ↓", "classifier score ↑"]),
-        (list(map(vars, ToyKind.metrics)), ["W1 ↓"]),
+        ("digits", ["classifier FD ↓", "classifier score ↑"]),
+        ("8gaussians", ["W1 ↓"]),
     ],
 )
-def test_curves_are_drawn_against_iterations_and_training_time(tmp_path, monkeypatch, metrics, columns):
+def test_curves_are_drawn_against_iterations_and_training_time(tmp_path, monkeypatch, dataset, columns):
+    if dataset == "digits":
+        specs = LabelledImageKind.metrics
+    else:
+        specs = ToyKind(method_config("gan", dataset=dataset, seed=0, budget=Budget(steps=1))).metrics
+    metrics = [vars(spec) for spec in specs]
     figures = []
     monkeypatch.setattr(report_module, "save_figure", lambda fig, path: figures.append(fig))
     report_module.plot_compare_curves(tmp_path / "curves.png", _fake_results(metrics))

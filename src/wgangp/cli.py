@@ -212,8 +212,8 @@ def _add_compare_parsers(commands: argparse._SubParsersAction) -> None:
     compare = commands.add_parser(
         "compare",
         help="WGAN-GP vs weight clipping vs standard GAN at equal budget, with a report",
-        description="Train WGAN-GP, WGAN with weight clipping and the standard GAN with the same networks, "
-        "data, seed and budget; write report.html, report.md and results.json.",
+        description="Train WGAN-GP, WGAN with weight clipping and the standard GAN (or the --methods "
+        "chosen) with the same networks, data, seed and budget; write report.html, report.md and results.json.",
     )
     compare.add_argument("--dataset", default="8gaussians", choices=comparable_datasets(), help="data")
     budget = compare.add_mutually_exclusive_group()
