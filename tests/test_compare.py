@@ -22,6 +22,7 @@ from wgangp.experiments.compare import (
     METHODS,
     Budget,
     aggregate,
+    dataset_kind,
     judge,
     judge_methods,
     method_config,
@@ -276,6 +277,14 @@ def test_penalty_beats_clipping_on_digits_reduced(tmp_path):
     assert gp["classes_covered"]["mean"] >= clip["classes_covered"]["mean"]
     report = (tmp_path / "report.md").read_text()
     assert "classifier FD" in report and "Samples (a fixed latent batch)" in report
+    # The classifier score exp E_x KL(p(y|x) ‖ p(y)) over all the eval samples, recomputed from the saved run.
+    trainer = load_run(tmp_path / "runs" / "wgan-gp-seed0")
+    kind = dataset_kind(trainer.config, cache_dir=tmp_path)
+    _, probs = kind.scorer.embed(kind.fakes(trainer, trainer.config.eval_samples))
+    p = probs.double()
+    expected = math.exp(float(torch.special.xlogy(p, p / p.mean(0, keepdim=True)).sum(1).mean()))
+    assert results["runs"]["wgan-gp"][0]["metrics"]["score"] == pytest.approx(expected, rel=1e-9, abs=0)
+    assert 1.0 <= clip["score"]["mean"] < gp["score"]["mean"] <= 10.0
 
 
 @pytest.mark.slow

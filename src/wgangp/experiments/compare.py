@@ -101,8 +101,9 @@ def method_config(
     """The config of one method: preset → the method's recipe → dataset, seed, steps → ``--set``.
 
     The recipe (:data:`~wgangp.config.METHOD_RECIPES`) sits where ``--loss`` puts a loss recipe: over the
-    preset, under the dataset/seed/steps and ``--set``. With a time budget the step count is lifted (the clock stops the run); ``lr_decay="linear"`` then
-    decays over that lifted count, i.e. not at all: use a step budget with a decaying schedule.
+    preset, under the dataset/seed/steps and ``--set``. With a time budget the step count is lifted (the
+    clock stops the run); ``lr_decay="linear"`` then decays over that lifted count, i.e. not at all: use a
+    step budget with a decaying schedule.
     """
     if method not in METHOD_RECIPES:
         raise UserError(f"unknown method {method!r}; choose from {', '.join(METHOD_RECIPES)}")
@@ -121,9 +122,8 @@ class MethodRun:
     seed: int
     steps: int = 0
     seconds: float = 0.0
-    cpu_seconds: float = (
-        0.0  # this process's CPU time over the same iterations (a loaded machine's honest clock)
-    )
+    # This process's CPU time over the same iterations: on a loaded machine, the honest clock.
+    cpu_seconds: float = 0.0
     curves: list[dict[str, float]] = field(default_factory=list)
     evals: list[dict[str, float]] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
@@ -250,8 +250,8 @@ def judge_methods(
     """The claim's verdict and every pairwise verdict between the methods that were run.
 
     The claim (``claim``: a WGAN-GP arm beats weight clipping) is judged between the first WGAN-GP arm run
-    (``wgan-gp``, else ``wgan-gp-rmsprop``) and ``wgan-clip``; without either, ``holds`` is ``None`` and
-    ``compared`` lists what was missing. The pairs put each WGAN-GP arm first against every other method,
+    (``wgan-gp``, else ``wgan-gp-rmsprop``) and ``wgan-clip``; without either, ``holds`` is ``None``,
+    ``compared`` lists the one that was run and ``not_tested`` says what was missing. The pairs put each WGAN-GP arm first against every other method,
     then the remaining methods in ``methods`` order, so ``--methods wgan-gp,gan`` still says which is better.
     """
     gp = next((m for m in PENALTY_METHODS if m in methods), None)
