@@ -643,6 +643,22 @@ CASES = [
         ["train", "--set", "sample_batchnorm=eval"],
         "sample_batchnorm must be one of",
     ),
+    # compare --methods (Figure 3's arms).
+    Case(
+        "compare: unknown method",
+        ["compare", "--steps", "1", "--methods", "wgan-gp,wgan-lp", "--out", "{tmp}/cmp"],
+        "unknown method 'wgan-lp' in --methods; choose from wgan-gp, wgan-gp-rmsprop, wgan-clip, gan",
+    ),
+    Case(
+        "compare: duplicate method",
+        ["compare", "--steps", "1", "--methods", "gan,wgan-gp,gan", "--out", "{tmp}/cmp"],
+        "--methods names 'gan' twice; give each method once",
+    ),
+    Case(
+        "compare: no methods",
+        ["compare", "--steps", "1", "--methods", " , ", "--out", "{tmp}/cmp"],
+        "--methods needs at least one method",
+    ),
 ]
 if not torch.cuda.is_available():
     CASES.append(

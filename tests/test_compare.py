@@ -12,18 +12,24 @@ import pytest
 import torch
 
 from wgangp.cli import main
+from wgangp.config import resolve_config
 from wgangp.errors import UserError
 from wgangp.evaluation import MetricSpec
+from wgangp.evaluation.images import LabelledImageKind
 from wgangp.evaluation.toy import ToyKind
+from wgangp.experiments import report as report_module
 from wgangp.experiments.compare import (
     METHODS,
     Budget,
     aggregate,
+    dataset_kind,
     judge,
+    judge_methods,
     method_config,
     run_comparison,
     run_method,
 )
+from wgangp.experiments.methods import CURVE_KEYS, parse_methods
 from wgangp.run.rundir import load_run
 from wgangp.trainer import Trainer
 
@@ -271,6 +277,14 @@ def test_penalty_beats_clipping_on_digits_reduced(tmp_path):
     assert gp["classes_covered"]["mean"] >= clip["classes_covered"]["mean"]
     report = (tmp_path / "report.md").read_text()
     assert "classifier FD" in report and "Samples (a fixed latent batch)" in report
+    # The classifier score exp E_x KL(p(y|x) ‖ p(y)) over all the eval samples, recomputed from the saved run.
+    trainer = load_run(tmp_path / "runs" / "wgan-gp-seed0")
+    kind = dataset_kind(trainer.config, cache_dir=tmp_path)
+    _, probs = kind.scorer.embed(kind.fakes(trainer, trainer.config.eval_samples))
+    p = probs.double()
+    expected = math.exp(float(torch.special.xlogy(p, p / p.mean(0, keepdim=True)).sum(1).mean()))
+    assert results["runs"]["wgan-gp"][0]["metrics"]["score"] == pytest.approx(expected, rel=1e-9, abs=0)
+    assert 1.0 <= clip["score"]["mean"] < gp["score"]["mean"] <= 10.0
 
 
 @pytest.mark.slow
@@ -278,3 +292,217 @@ def test_penalty_beats_clipping_on_digits_full(tmp_path):
     # The README's command: wgangp compare --dataset digits --seeds 3 (preset digits, 2000 iterations).
     results = run_comparison("digits", tmp_path, budget=Budget(steps=2000), seeds=3, preset="digits")
     assert results["claim"]["holds"], results["claim"]
+
+
+# --- Figure 3's arms: --methods ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["wgan-gp", "wgan-clip", "gan"])
+def test_a_loss_method_is_exactly_its_loss_recipe(method):
+    # The methods that are losses resolve exactly as `--loss` does (what compare always trained).
+    via_method = method_config(method, dataset="8gaussians", seed=3, budget=Budget(steps=7), sets=TINY)
+    via_loss = resolve_config(
+        "fast", loss=method, sets=TINY, overrides={"dataset": "8gaussians", "seed": 3, "steps": 7}
+    )
+    assert via_method == via_loss
+
+
+@pytest.mark.parametrize("preset", ["fast", "digits"])
+def test_the_rmsprop_arm_is_the_penalty_with_clippings_optimizer(preset):
+    budget = Budget(steps=2)
+    rms = method_config("wgan-gp-rmsprop", dataset="8gaussians", seed=0, budget=budget, preset=preset)
+    adam = method_config("wgan-gp", dataset="8gaussians", seed=0, budget=budget, preset=preset)
+    clip = method_config("wgan-clip", dataset="8gaussians", seed=0, budget=budget, preset=preset)
+    assert rms.loss == "wgan-gp" and rms.optimizer == "rmsprop"
+    assert rms.lr_critic == rms.lr_generator == clip.lr_critic == 5e-5
+    assert rms.penalty_weight == adam.penalty_weight == resolve_config(preset).penalty_weight
+    changed = {k for k, v in rms.to_dict().items() if adam.to_dict()[k] != v}
+    assert changed == {"optimizer", "lr_critic", "lr_generator"}
+
+
+def test_the_rmsprop_arm_really_steps_with_rmsprop_and_the_penalty():
+    config = method_config("wgan-gp-rmsprop", dataset="8gaussians", seed=0, budget=Budget(steps=1), sets=TINY)
+    trainer = Trainer(config)
+    for opt in (trainer.critic_opt, trainer.generator_opt):
+        assert type(opt) is torch.optim.RMSprop
+        assert [group["lr"] for group in opt.param_groups] == [5e-5] * len(opt.param_groups)
+    before = [p.detach().clone() for p in trainer.critic.parameters()]
+    stats = trainer.critic_step()
+    assert float(stats["penalty"]) > 0
+    # RMSProp's first step moves a weight by lr·g/(√((1 − α)·g²) + ε) = 10·lr (α = 0.99) wherever g ≠ 0;
+    # Adam's first step would move it by its lr.
+    moved = torch.cat(
+        [(p.detach() - b).abs().flatten() for p, b in zip(trainer.critic.parameters(), before, strict=True)]
+    )
+    assert float(moved.max()) == pytest.approx(10 * 5e-5, rel=1e-3)
+
+
+def _tiny_comparison(tmp_path, methods):
+    return run_comparison(
+        "8gaussians",
+        tmp_path,
+        budget=Budget(steps=6),
+        sets=[*TINY, "eval_every=3"],
+        methods=methods,
+        progress=False,
+    )
+
+
+def test_methods_selects_the_arms_and_the_report_lists_them(tmp_path):
+    methods = ("wgan-gp-rmsprop", "gan")
+    results = _tiny_comparison(tmp_path, methods)
+    assert results["methods"] == list(methods)
+    assert set(results["runs"]) == set(results["summary"]) == set(results["configs"]) == set(methods)
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["gan-seed0", "wgan-gp-rmsprop-seed0"]
+    assert all(r["method"] == m for m in methods for r in results["runs"][m])
+    assert results["configs"]["wgan-gp-rmsprop"]["optimizer"] == "rmsprop"
+    # Only the penalised arm logs a penalty; its recipe line names λ.
+    assert all("penalty" in row for row in results["runs"]["wgan-gp-rmsprop"][0]["curves"])
+    assert not any("penalty" in row for row in results["runs"]["gan"][0]["curves"])
+    md = (tmp_path / "report.md").read_text()
+    assert md.startswith("# WGAN-GP (RMSProp) vs standard GAN: 8gaussians\n")
+    assert "WGAN-GP (RMSProp): rmsprop lr 5e-05, n_critic 5, MLP 16×2, λ = 0.1" in md
+    assert re.search(r"^\| WGAN-GP \(RMSProp\) \| \d", md, re.M) and "| WGAN (weight clipping) |" not in md
+    # No clipping arm: the claim is not tested, and the one pair says which method is better.
+    claim = results["claim"]
+    assert claim["holds"] is None and claim["not_tested"] == "--methods has no wgan-clip"
+    assert "**not tested** here (--methods has no wgan-clip)" in md
+    (pair,) = results["pairs"]
+    assert pair["compared"] == ["wgan-gp-rmsprop", "gan"]
+    ranking = ToyKind(method_config("gan", dataset="8gaussians", seed=0, budget=Budget(steps=6))).ranking
+    assert pair == judge(results["summary"], ranking, "wgan-gp-rmsprop", "gan")
+    # Curves against both axes: generator iterations and training time, per logged row and per evaluation.
+    for method in methods:
+        (run,) = results["runs"][method]
+        for rows in (run["curves"], run["evals"]):
+            assert [r["step"] for r in rows] == sorted(r["step"] for r in rows) and rows[-1]["step"] == 6
+            assert all(0 < r["time"] <= run["seconds"] for r in rows)
+        assert (
+            run["cpu_seconds"] > 0 and results["summary"][method]["cpu_seconds"]["mean"] == run["cpu_seconds"]
+        )
+
+
+@pytest.mark.parametrize(
+    ("methods", "compared", "not_tested", "pairs"),
+    [
+        (
+            METHODS,
+            ["wgan-gp", "wgan-clip"],
+            None,
+            [("wgan-gp", "wgan-clip"), ("wgan-gp", "gan"), ("wgan-clip", "gan")],
+        ),
+        (
+            ("gan", "wgan-clip", "wgan-gp-rmsprop", "wgan-gp"),
+            ["wgan-gp", "wgan-clip"],
+            None,
+            [
+                ("wgan-gp", "wgan-gp-rmsprop"),
+                ("wgan-gp", "gan"),
+                ("wgan-gp", "wgan-clip"),
+                ("wgan-gp-rmsprop", "gan"),
+                ("wgan-gp-rmsprop", "wgan-clip"),
+                ("gan", "wgan-clip"),
+            ],
+        ),
+        (
+            ("wgan-clip", "wgan-gp-rmsprop"),
+            ["wgan-gp-rmsprop", "wgan-clip"],
+            None,
+            [("wgan-gp-rmsprop", "wgan-clip")],
+        ),
+        (("wgan-gp", "gan"), ["wgan-gp"], "--methods has no wgan-clip", [("wgan-gp", "gan")]),
+        (
+            ("wgan-clip", "gan"),
+            ["wgan-clip"],
+            "--methods has no WGAN-GP arm (wgan-gp or wgan-gp-rmsprop)",
+            [("wgan-clip", "gan")],
+        ),
+        (("gan",), [], "--methods has no WGAN-GP arm (wgan-gp or wgan-gp-rmsprop) and no wgan-clip", []),
+    ],
+)
+def test_the_claim_compares_the_arms_that_were_run(methods, compared, not_tested, pairs):
+    means = {"wgan-gp": 8, "wgan-gp-rmsprop": 7, "wgan-clip": 2, "gan": 5}
+    summary = {m: {"modes_covered": {"mean": means[m]}, "w1": {"mean": 1.0}} for m in methods}
+    claim, got = judge_methods(summary, (MODES, W1), methods, "GP wins")
+    assert claim["compared"] == compared
+    if not_tested is None:
+        assert claim["holds"] is True and claim["decided_by"] == "modes_covered"
+        assert claim[compared[0]] == means[compared[0]] and claim[compared[1]] == 2
+        assert claim["text"] == (
+            "GP wins" if compared[0] == "wgan-gp" else "GP wins (WGAN-GP arm: WGAN-GP (RMSProp))"
+        )
+    else:
+        assert claim["holds"] is None and claim["not_tested"] == not_tested
+    assert [tuple(p["compared"]) for p in got] == pairs
+    for pair in got:
+        a, b = pair["compared"]
+        assert pair["holds"] is (means[a] > means[b])
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("wgan-gp,hinge", "unknown method 'hinge' in --methods"),
+        ("wgan-gp, wgan-gp", "--methods names 'wgan-gp' twice"),
+        ("", "--methods needs at least one method"),
+        (",", "--methods needs at least one method"),
+    ],
+)
+def test_bad_methods_are_refused_before_anything_is_written(tmp_path, text, message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        parse_methods(text)
+    with pytest.raises(UserError, match=re.escape(message.replace(" in --methods", ""))):
+        methods = [m.strip() for m in text.split(",") if m.strip()]
+        run_comparison(
+            "8gaussians", tmp_path / "out", budget=Budget(steps=1), methods=methods, progress=False
+        )
+    assert not (tmp_path / "out").exists()
+
+
+def test_parse_methods_keeps_the_order_given():
+    assert parse_methods(" gan,wgan-gp-rmsprop ,wgan-clip") == ("gan", "wgan-gp-rmsprop", "wgan-clip")
+
+
+def _fake_results(metrics):
+    run = {
+        "seed": 0,
+        "diverged": None,
+        "curves": [{"step": s, "time": 0.1 * s, **dict.fromkeys(CURVE_KEYS, 1.0 + s)} for s in (1, 2)],
+        "evals": [{"step": s, "time": 0.1 * s, **{m["key"]: float(s) for m in metrics}} for s in (1, 2)],
+    }
+    return {
+        "metrics": metrics,
+        "methods": ["wgan-gp", "wgan-gp-rmsprop"],
+        "runs": {"wgan-gp": [run], "wgan-gp-rmsprop": [run]},
+    }
+
+
+@pytest.mark.parametrize(
+    ("dataset", "columns"),
+    [
+        ("digits", ["classifier FD ↓", "classifier score ↑"]),
+        ("8gaussians", ["W1 ↓"]),
+    ],
+)
+def test_curves_are_drawn_against_iterations_and_training_time(tmp_path, monkeypatch, dataset, columns):
+    if dataset == "digits":
+        specs = LabelledImageKind.metrics
+    else:
+        specs = ToyKind(method_config("gan", dataset=dataset, seed=0, budget=Budget(steps=1))).metrics
+    metrics = [vars(spec) for spec in specs]
+    figures = []
+    monkeypatch.setattr(report_module, "save_figure", lambda fig, path: figures.append(fig))
+    report_module.plot_compare_curves(tmp_path / "curves.png", _fake_results(metrics))
+    (fig,) = figures
+    axes = fig.get_axes()
+    titles = ["E[D(x)] − E[D(x̃)]", "mean ‖∇D(x̂)‖", "critic loss", "generator loss", *columns]
+    assert [ax.get_title() for ax in axes] == titles * 2
+    assert [ax.get_xlabel() for ax in axes] == ["generator iteration"] * len(titles) + [
+        "training time (s)"
+    ] * len(titles)
+    # Each panel has one line per method, at the logged steps (top row) or times (bottom row).
+    for index, ax in enumerate(axes):
+        lines = ax.get_lines()
+        assert [line.get_label() for line in lines] == ["WGAN-GP", "WGAN-GP (RMSProp)"]
+        expected = [1, 2] if index < len(titles) else [0.1, 0.2]
+        assert list(lines[0].get_xdata()) == pytest.approx(expected, abs=1e-12)

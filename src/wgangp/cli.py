@@ -264,12 +264,13 @@ def _positive_float(text: str) -> float:
 
 def _add_compare_parsers(commands: argparse._SubParsersAction) -> None:
     from wgangp.evaluation import comparable_datasets
+    from wgangp.experiments.methods import METHOD_CHOICES, METHODS
 
     compare = commands.add_parser(
         "compare",
         help="WGAN-GP vs weight clipping vs standard GAN at equal budget, with a report",
-        description="Train WGAN-GP, WGAN with weight clipping and the standard GAN with the same networks, "
-        "data, seed and budget; write report.html, report.md and results.json.",
+        description="Train WGAN-GP, WGAN with weight clipping and the standard GAN (or the --methods "
+        "chosen) with the same networks, data, seed and budget; write report.html, report.md and results.json.",
     )
     compare.add_argument("--dataset", default="8gaussians", choices=comparable_datasets(), help="data")
     budget = compare.add_mutually_exclusive_group()
@@ -297,6 +298,15 @@ def _add_compare_parsers(commands: argparse._SubParsersAction) -> None:
         "--out", metavar="DIR", help="report directory (default: runs/compare-<dataset>-<time>)"
     )
     compare.add_argument("--overwrite", action="store_true", help="replace a report already in --out")
+    compare.add_argument(
+        "--methods",
+        metavar="M,M,...",
+        help="comma-separated methods to train, from "
+        + ", ".join(METHOD_CHOICES)
+        + " (default: "
+        + ",".join(METHODS)
+        + "); wgan-gp-rmsprop is the paper's Figure 3 control (RMSProp 5e-5 + penalty)",
+    )
     compare.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     figure = commands.add_parser(
@@ -315,7 +325,7 @@ def _add_compare_parsers(commands: argparse._SubParsersAction) -> None:
     figure.add_argument(
         "--iterations",
         type=_positive_int,
-        help="1a: critic steps (default 1000); 1b: generator iterations (default 200)",
+        help="1a: critic steps (default 5000; --quick 500); 1b: generator iterations (default 200; --quick 30)",
     )
     figure.add_argument(
         "--width", type=_positive_int, help="hidden units per layer (default 512, the paper's)"
@@ -326,6 +336,19 @@ def _add_compare_parsers(commands: argparse._SubParsersAction) -> None:
     _add_study_arguments(figure, "2: ")
     figure.add_argument(
         "--train-subset", type=_positive_int, default=200, help="5: digits the 5b runs train on (default 200)"
+    )
+    figure.add_argument(
+        "--quick",
+        action="store_true",
+        help="the reduced CI run: 1a 500 steps, width 128, one Adam 1e-3 for both arms (not the official "
+        "RMSProp 5e-5 / Adam 1e-4); 1b 30 iterations, batch 64",
+    )
+    figure.add_argument(
+        "--record-every",
+        type=_positive_int,
+        metavar="N",
+        help="measure every N steps into the JSON's history (1a: recovered W1; 1b: weights at ±c); "
+        "default a tenth of the run",
     )
     _add_robustness_parser(commands)
 
@@ -645,7 +668,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     import time
 
     from wgangp.experiments.compare import Budget, run_comparison
-    from wgangp.experiments.report import markdown_table
+    from wgangp.experiments.methods import METHODS, parse_methods
+    from wgangp.experiments.report import markdown_table, pair_lines
+
+    methods = METHODS if args.methods is None else parse_methods(args.methods)
 
     preset = args.preset or DATASET_PRESETS.get(args.dataset, "fast")
     steps = args.steps
@@ -670,12 +696,18 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         preset=preset,
         sets=args.sets,
         device=args.device,
+        methods=methods,
         progress=not args.no_progress,
     )
     print(f"\n{args.dataset}, {budget.describe()}, seeds {results['seeds']}:\n")
     print(markdown_table(results))
     claim = results["claim"]
-    print(f"\n{claim['text']}: {'holds' if claim['holds'] else 'does not hold'}")
+    if claim["holds"] is None:
+        print(f"\n{claim['text']}: not tested ({claim['not_tested']})")
+    else:
+        print(f"\n{claim['text']}: {'holds' if claim['holds'] else 'does not hold'}")
+    for line in pair_lines(results):
+        print(f"  {line}")
     print(f"report: {out / 'report.html'} ({out / 'report.md'}, {out / 'results.json'})")
     return 0
 
@@ -771,7 +803,14 @@ def _cmd_figure_2(args: argparse.Namespace) -> int:
 
 
 def _cmd_figure(args: argparse.Namespace) -> int:
-    from wgangp.experiments.figures import write_figure_1a, write_figure_1b
+    from wgangp.experiments.figures import (
+        FIG1A_ITERATIONS,
+        FIG1A_QUICK,
+        FIG1B_QUICK,
+        FIG1B_STEPS,
+        write_figure_1a,
+        write_figure_1b,
+    )
 
     if args.which == "2":
         return _cmd_figure_2(args)
@@ -791,8 +830,11 @@ def _cmd_figure(args: argparse.Namespace) -> int:
     if args.which == "5":
         return _figure_5(args, out)
     if args.which == "1a":
+        options = (FIG1A_QUICK if args.quick else {}) | options
         if args.iterations is not None:
             options["iterations"] = args.iterations
+        length = int(options.get("iterations", FIG1A_ITERATIONS))
+        options["record_every"] = args.record_every or max(1, length // 10)
         path, summary = write_figure_1a(out, resolution=args.resolution, **options)
         for row in summary["panels"]:
             print(
@@ -800,8 +842,11 @@ def _cmd_figure(args: argparse.Namespace) -> int:
                 f"max ‖∇D‖ {row['lipschitz']:.4g}  recovers {row['recovered']:.1%} of W1 = {row['w1']:.4g}"
             )
     else:
+        options = (FIG1B_QUICK if args.quick else {}) | options
         if args.iterations is not None:
             options["steps"] = args.iterations
+        length = int(options.get("steps", FIG1B_STEPS))
+        options["record_every"] = args.record_every or max(1, length // 10)
         path, summary = write_figure_1b(out, **options)
         for row in summary["runs"]:
             bound = "" if row["fraction_at_bound"] is None else f"  at ±c: {row['fraction_at_bound']:.1%}"

@@ -6,7 +6,7 @@
 """
 
 from wgangp.config.layers import explicit_keys, load_config_file, parse_set, resolve_config
-from wgangp.config.presets import DATASET_PRESETS, LOSS_RECIPES, PRESETS
+from wgangp.config.presets import DATASET_PRESETS, LOSS_RECIPES, METHOD_RECIPES, PRESETS
 from wgangp.config.schema import (
     FIELD_TYPES,
     TrainConfig,
@@ -20,6 +20,7 @@ __all__ = [
     "DATASET_PRESETS",
     "FIELD_TYPES",
     "LOSS_RECIPES",
+    "METHOD_RECIPES",
     "PRESETS",
     "TrainConfig",
     "config_from_dict",

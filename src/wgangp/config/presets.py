@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["DATASET_PRESETS", "LOSS_RECIPES", "PRESETS"]
+__all__ = ["DATASET_PRESETS", "LOSS_RECIPES", "METHOD_RECIPES", "PRESETS"]
 
 _IMAGE_COMMON: dict[str, Any] = {
     "latent_dim": 128,
@@ -252,4 +252,21 @@ LOSS_RECIPES: dict[str, dict[str, Any]] = {
         "beta2": 0.999,
         "n_critic": 1,
     },
+}
+
+# The methods `wgangp compare --methods` trains: a loss and its optimizer recipe. Each is a set of keys over
+# the preset, like LOSS_RECIPES (and applied at the same layer); a method is not a loss, so none of these
+# names reaches TrainConfig except through its "loss" key.
+METHOD_RECIPES: dict[str, dict[str, Any]] = {
+    "wgan-gp": LOSS_RECIPES["wgan-gp"],
+    # The paper's Figure 3 control: WGAN-GP with clipping's optimizer and learning rate (RMSProp 5e-5),
+    # so that a gap between WGAN-GP and clipping is not the optimizer's.
+    "wgan-gp-rmsprop": {
+        **LOSS_RECIPES["wgan-gp"],
+        "optimizer": "rmsprop",
+        "lr_critic": 5e-5,
+        "lr_generator": 5e-5,
+    },
+    "wgan-clip": LOSS_RECIPES["wgan-clip"],
+    "gan": LOSS_RECIPES["gan"],
 }

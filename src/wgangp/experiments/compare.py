@@ -1,8 +1,9 @@
 """``wgangp compare``: WGAN-GP against its baselines on the same data, networks, seed and budget.
 
-Each method is trained with :class:`~wgangp.trainer.Trainer` from ``resolve_config(preset, loss=method)``,
-so each brings its own optimizer recipe (WGAN-GP: Adam; clipping: RMSProp 5e-5; GAN: Adam 2e-4, one
-critic step) while the networks, data stream and seed are shared. The budget is the same for every method:
+Each method is trained with :class:`~wgangp.trainer.Trainer` from the preset and the method's recipe
+(:data:`wgangp.config.METHOD_RECIPES`), so each brings its own optimizer (WGAN-GP: Adam; WGAN-GP with
+RMSProp, the paper's Figure 3 control: RMSProp 5e-5; clipping: RMSProp 5e-5; GAN: Adam 2e-4, one critic
+step) while the networks, data stream and seed are shared. The budget is the same for every method:
 ``steps`` generator iterations, or ``seconds`` of training time (evaluation and logging are not counted).
 
 What depends on the kind of data — how a generator is scored, how its samples are drawn, which metric
@@ -26,12 +27,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from wgangp.config import TrainConfig, resolve_config
+from wgangp.config import METHOD_RECIPES, TrainConfig, resolve_config
 from wgangp.data import build_sampler
 from wgangp.data.toy import TOY_DATASETS
 from wgangp.errors import UserError
 from wgangp.evaluation import DataKind, MetricSpec, comparable_datasets, kind_for
-from wgangp.experiments.methods import METHODS, method_label
+from wgangp.experiments.methods import METHODS, PENALTY_METHODS, check_methods, method_label
 from wgangp.run.checkpoint import CheckpointDir
 from wgangp.run.rundir import CONFIG_NAME
 from wgangp.step.update import accumulate
@@ -44,6 +45,7 @@ __all__ = [
     "aggregate",
     "dataset_kind",
     "judge",
+    "judge_methods",
     "method_config",
     "run_comparison",
     "run_method",
@@ -98,14 +100,18 @@ def method_config(
 ) -> TrainConfig:
     """The config of one method: preset → the method's recipe → dataset, seed, steps → ``--set``.
 
-    With a time budget the step count is lifted (the clock stops the run); ``lr_decay="linear"`` then
-    decays over that lifted count, i.e. not at all: use a step budget with a decaying schedule.
+    The recipe (:data:`~wgangp.config.METHOD_RECIPES`) sits where ``--loss`` puts a loss recipe: over the
+    preset, under the dataset/seed/steps and ``--set``. With a time budget the step count is lifted (the
+    clock stops the run); ``lr_decay="linear"`` then decays over that lifted count, i.e. not at all: use a
+    step budget with a decaying schedule.
     """
-    overrides: dict[str, Any] = {"dataset": dataset, "seed": seed}
+    if method not in METHOD_RECIPES:
+        raise UserError(f"unknown method {method!r}; choose from {', '.join(METHOD_RECIPES)}")
+    overrides: dict[str, Any] = {**METHOD_RECIPES[method], "dataset": dataset, "seed": seed}
     overrides["steps"] = budget.steps if budget.steps is not None else 1_000_000_000
     if device is not None:
         overrides["device"] = device
-    return resolve_config(preset, loss=method, sets=list(sets), overrides=overrides)
+    return resolve_config(preset, sets=list(sets), overrides=overrides)
 
 
 @dataclass
@@ -116,6 +122,8 @@ class MethodRun:
     seed: int
     steps: int = 0
     seconds: float = 0.0
+    # This process's CPU time over the same iterations: on a loaded machine, the honest clock.
+    cpu_seconds: float = 0.0
     curves: list[dict[str, float]] = field(default_factory=list)
     evals: list[dict[str, float]] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
@@ -127,6 +135,7 @@ class MethodRun:
             "seed": self.seed,
             "steps": self.steps,
             "seconds": self.seconds,
+            "cpu_seconds": self.cpu_seconds,
             "diverged": self.diverged,
             "metrics": self.metrics,
             "curves": self.curves,
@@ -146,24 +155,27 @@ def run_method(
     budget: Budget,
     *,
     progress: Any = None,
+    method: str | None = None,
 ) -> MethodRun:
     """Train ``trainer`` within ``budget``, logging window means every ``log_every`` and metrics every ``eval_every``.
 
     Only the training iterations are timed. A run whose losses go non-finite stops there and is reported as
     diverged (with the metrics of its last finite evaluation) instead of ending the whole comparison.
+    ``method`` names the run (default: the config's loss).
     """
     cfg = trainer.config
-    run = MethodRun(method=cfg.loss, seed=cfg.seed)
+    run = MethodRun(method=method or cfg.loss, seed=cfg.seed)
     probe = kind.probe_points(cfg.batch_size)
     window: dict[str, Tensor] = {}
     counts: dict[str, int] = {}
     while True:
         # Update the critic ×n_critic, then the generator (timed).
         _sync(trainer.device)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         stats = trainer.train_iteration()
         _sync(trainer.device)
         run.seconds += time.perf_counter() - start
+        run.cpu_seconds += time.process_time() - cpu_start
         step = trainer.step
         accumulate(window, counts, stats)
         if progress is not None:
@@ -202,20 +214,70 @@ def aggregate(values: Sequence[float]) -> dict[str, float]:
     return {"mean": statistics.fmean(finite), "std": std, "n": len(finite)}
 
 
-def judge(summary: dict[str, dict[str, dict[str, float]]], ranking: Sequence[MetricSpec]) -> dict[str, Any]:
-    """Whether WGAN-GP beats weight clipping: compare the mean of each ranking metric in order.
+def judge(
+    summary: dict[str, dict[str, dict[str, float]]],
+    ranking: Sequence[MetricSpec],
+    first: str = "wgan-gp",
+    second: str = "wgan-clip",
+) -> dict[str, Any]:
+    """Whether method ``first`` beats ``second`` (default: WGAN-GP vs weight clipping): compare the mean of
+    each ranking metric in order.
 
-    The first metric on which the two means differ decides; equal on all is not a win.
+    The first metric on which the two means differ decides; equal on all is not a win. The result holds
+    ``holds``, ``decided_by`` (a metric key or ``None``), ``compared`` (``[first, second]``) and the two
+    deciding means under the methods' names.
     """
-    gp, clip = summary.get("wgan-gp", {}), summary.get("wgan-clip", {})
+    a_stats, b_stats = summary.get(first, {}), summary.get(second, {})
     for spec in ranking:
-        a, b = gp.get(spec.key, {}).get("mean", math.nan), clip.get(spec.key, {}).get("mean", math.nan)
+        a, b = (
+            a_stats.get(spec.key, {}).get("mean", math.nan),
+            b_stats.get(spec.key, {}).get("mean", math.nan),
+        )
         if not (math.isfinite(a) and math.isfinite(b)):
             continue
         if a != b:
             holds = a > b if spec.better == "higher" else a < b
-            return {"holds": holds, "decided_by": spec.key, "wgan-gp": a, "wgan-clip": b}
-    return {"holds": False, "decided_by": None, "wgan-gp": None, "wgan-clip": None}
+            return {"holds": holds, "decided_by": spec.key, "compared": [first, second], first: a, second: b}
+    return {"holds": False, "decided_by": None, "compared": [first, second], first: None, second: None}
+
+
+def judge_methods(
+    summary: dict[str, dict[str, dict[str, float]]],
+    ranking: Sequence[MetricSpec],
+    methods: Sequence[str],
+    claim: str,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The claim's verdict and every pairwise verdict between the methods that were run.
+
+    The claim (``claim``: a WGAN-GP arm beats weight clipping) is judged between the first WGAN-GP arm run
+    (``wgan-gp``, else ``wgan-gp-rmsprop``) and ``wgan-clip``; without either, ``holds`` is ``None``,
+    ``compared`` lists the one that was run and ``not_tested`` says what was missing. The pairs put each WGAN-GP arm first against every other method,
+    then the remaining methods in ``methods`` order, so ``--methods wgan-gp,gan`` still says which is better.
+    """
+    gp = next((m for m in PENALTY_METHODS if m in methods), None)
+    if gp is not None and "wgan-clip" in methods:
+        verdict = {"text": claim, **judge(summary, ranking, gp, "wgan-clip")}
+        if gp != "wgan-gp":
+            verdict["text"] = f"{claim} (WGAN-GP arm: {method_label(gp)})"
+    else:
+        missing = [
+            name
+            for name, have in (
+                ("WGAN-GP arm (wgan-gp or wgan-gp-rmsprop)", gp),
+                ("wgan-clip", "wgan-clip" in methods),
+            )
+            if not have
+        ]
+        verdict = {
+            "text": claim,
+            "holds": None,
+            "decided_by": None,
+            "compared": [m for m in (gp, "wgan-clip") if m is not None and m in methods],
+            "not_tested": f"--methods has no {' and no '.join(missing)}",
+        }
+    ordered = [m for m in PENALTY_METHODS if m in methods] + [m for m in methods if m not in PENALTY_METHODS]
+    pairs = [judge(summary, ranking, a, b) for i, a in enumerate(ordered) for b in ordered[i + 1 :]]
+    return verdict, pairs
 
 
 def _save_run(trainer: Trainer, run_dir: Path) -> None:
@@ -272,6 +334,7 @@ def run_comparison(
         raise UserError(f"--dataset must be one of {', '.join(comparable_datasets())}; got {dataset!r}")
     if seeds < 1:
         raise UserError(f"--seeds must be >= 1; got {seeds}")
+    methods = check_methods(methods)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UserError(f"output path {out} exists and is not a directory")
@@ -297,7 +360,9 @@ def run_comparison(
             trainer = Trainer(config)
             total = budget.steps if budget.steps is not None else None
             with tqdm(total=total, disable=not progress, unit="it", desc=f"{method} seed {seed}") as bar:
-                run = run_method(trainer, dataset_kind(config, cache_dir=out), budget, progress=bar)
+                run = run_method(
+                    trainer, dataset_kind(config, cache_dir=out), budget, progress=bar, method=method
+                )
             runs[method].append(run)
             _save_run(trainer, out / "runs" / f"{method}-seed{seed}")
             if seed_index < 3:
@@ -310,9 +375,11 @@ def run_comparison(
         | {
             "steps": aggregate([float(r.steps) for r in runs[m]]),
             "seconds": aggregate([r.seconds for r in runs[m]]),
+            "cpu_seconds": aggregate([r.cpu_seconds for r in runs[m]]),
         }
         for m in methods
     }
+    claim, pairs = judge_methods(summary, kind.ranking, methods, kind.claim)
     results: dict[str, Any] = {
         "format_version": RESULTS_FORMAT,
         "dataset": dataset,
@@ -323,7 +390,8 @@ def run_comparison(
         "methods": list(methods),
         "metrics": [{"key": s.key, "label": s.label, "better": s.better} for s in kind.metrics],
         "summary": summary,
-        "claim": {"text": kind.claim, **judge(summary, kind.ranking)},
+        "claim": claim,
+        "pairs": pairs,
         "floor": _floor(kind.metrics, runs),
         "configs": {m: configs[m][0].to_dict() for m in methods},
         "runs": {m: [r.to_dict() for r in runs[m]] for m in methods},

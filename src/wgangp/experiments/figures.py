@@ -4,7 +4,9 @@ Gulrajani et al. 2017 (arXiv:1704.00028), Sec. 3 and Fig. 1:
 
 - **1a** — the value surface of a critic trained to (near) optimality against a generator held fixed at
   "real data + N(0, 1) noise", weight clipping vs gradient penalty. Clipping biases the critic towards
-  overly simple functions; the penalised critic follows the data.
+  overly simple functions; the penalised critic follows the data. Each arm uses its official optimizer
+  (clipping: RMSProp 5e-5 as WGAN; penalty: Adam 1e-4 (0.5, 0.9) as ``gan_toy.py``); ``lr=`` gives both
+  one Adam instead (the quick CI run).
 - **1b** — swiss roll, 12-layer ReLU MLPs without normalisation: ``‖∂L_D/∂h_l‖`` for each hidden layer
   ``l`` explodes or vanishes under clipping (``c ∈ {0.1, 0.01, 0.001}``) and stays flat with the penalty;
   clipping piles the weights at ``±c``.
@@ -36,6 +38,10 @@ from wgangp.pictures.plots import critic_surface, new_figure, save_figure
 from wgangp.trainer import Trainer
 
 __all__ = [
+    "FIG1A_ITERATIONS",
+    "FIG1A_QUICK",
+    "FIG1B_QUICK",
+    "FIG1B_STEPS",
     "Figure1aPanel",
     "Figure1bRun",
     "NoisyData",
@@ -50,6 +56,13 @@ __all__ = [
 ]
 
 FIG1B_CLIP_VALUES: tuple[float, ...] = (0.1, 0.01, 0.001)
+FIG1A_ITERATIONS = 5000  # critic steps of Fig. 1a at the official recipes (README: what they recover)
+FIG1B_STEPS = 200  # generator iterations of Fig. 1b
+# `wgangp figure 1a|1b --quick`: the reduced runs CI (and a first look) can afford. 1a's shares one Adam
+# 1e-3 between both arms (it converges in fewer steps than the official recipes); 1b's is 30 iterations.
+FIG1A_QUICK: dict[str, Any] = {"iterations": 500, "width": 128, "lr": 1e-3}
+FIG1B_QUICK: dict[str, Any] = {"steps": 30, "batch_size": 64}
+HISTOGRAM_BINS = 40  # bins over [−c, c] of the weight histograms Fig. 1b records over iterations
 
 
 class NoisyData(nn.Module):
@@ -91,6 +104,10 @@ class Figure1aPanel:
     w_estimate: float
     lipschitz: float
     w1: float
+    optimizer: str = ""
+    lr: float = 0.0
+    iterations: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)  # the same numbers every record_every steps
 
     @property
     def recovered(self) -> float:
@@ -104,6 +121,10 @@ class Figure1aPanel:
             "lipschitz": self.lipschitz,
             "w1": self.w1,
             "recovered": self.recovered,
+            "optimizer": self.optimizer,
+            "lr": self.lr,
+            "iterations": self.iterations,
+            "history": self.history,
         }
 
 
@@ -117,53 +138,63 @@ def run_figure_1a(
     dataset: str,
     loss: str,
     *,
-    iterations: int = 1000,
+    iterations: int = FIG1A_ITERATIONS,
     width: int = 512,
     penalty_weight: float = 10.0,
-    lr: float = 1e-3,
+    lr: float | None = None,
     batch_size: int = 256,
     eval_samples: int = 1000,
     resolution: int = 128,
     seed: int = 0,
+    record_every: int | None = None,
 ) -> Figure1aPanel:
     """Train a critic against :class:`NoisyData` for ``iterations`` critic steps and measure it.
 
     The critic is the toy MLP (``width`` × 3, ReLU) updated by :meth:`Trainer.critic_step`, with the loss's
     own constraint (clip at ±0.01, or the two-sided penalty with weight ``penalty_weight``, the paper's 10).
-    Both use Adam(``lr``, β = (0.5, 0.9)): the generator does not move, so the optimizer only needs to reach
-    the constrained optimum, and one optimizer for both keeps the comparison about the constraint.
+    ``lr=None`` trains each arm with its official recipe (the ``toy`` preset and the loss's recipe:
+    clipping RMSProp 5e-5, penalty Adam 1e-4 (0.5, 0.9)); a number gives both Adam(``lr``, (0.5, 0.9)).
+    ``record_every`` also measures the critic every that many steps (``history``: step, W estimate,
+    max ‖∇D‖, recovered fraction), so a run says how many steps it took to get where it got.
     """
-    config = resolve_config(
-        "toy",
-        loss=loss,
-        overrides={
-            "dataset": dataset,
-            "width": width,
-            "batch_size": batch_size,
-            "penalty_weight": penalty_weight,
-            "optimizer": "adam",
-            "lr_critic": lr,
-            "beta1": 0.5,
-            "beta2": 0.9,
-            "seed": seed,
-            "device": "cpu",
-        },
-    )
+    overrides: dict[str, Any] = {
+        "dataset": dataset,
+        "width": width,
+        "batch_size": batch_size,
+        "penalty_weight": penalty_weight,
+        "seed": seed,
+        "device": "cpu",
+    }
+    if lr is not None:
+        overrides |= {"optimizer": "adam", "lr_critic": lr, "beta1": 0.5, "beta2": 0.9}
+    config = resolve_config("toy", loss=loss, overrides=overrides)
     trainer = Trainer(config)
     trainer.generator = NoisyData(dataset, seed=seed + 7)
-    for _ in range(iterations):
-        trainer.critic_step()
 
     held_out = NoisyData(dataset, seed=seed + 1_000_003)
     real = ToySampler(dataset, 1, seed=seed + 1_000_005).sample(eval_samples)  # [n, 2]
     fake = held_out(torch.empty(eval_samples, 0))  # [n, 2]
+    w1 = wasserstein1(fake, real)
+    axis = torch.linspace(-3.0, 3.0, resolution, dtype=torch.float32)  # critic_surface's grid
+    grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), dim=-1).reshape(-1, 2)  # [R·R, 2]
+    points = torch.cat([grid, real, fake])
     critic = trainer.critic
-    with torch.no_grad():
-        w_estimate = -float(wasserstein_critic_loss(critic(real), critic(fake)))
+
+    def measure() -> tuple[float, float]:
+        with torch.no_grad():
+            w_estimate = -float(wasserstein_critic_loss(critic(real), critic(fake)))
+        return w_estimate, _max_gradient_norm(critic, points)
+
+    history = []
+    for step in range(1, iterations + 1):
+        trainer.critic_step()
+        if record_every is not None and (step % record_every == 0 or step == iterations):
+            w, lipschitz = measure()
+            history.append(
+                {"step": step, "w_estimate": w, "lipschitz": lipschitz, "recovered": w / (lipschitz * w1)}
+            )
+    w_estimate, lipschitz = measure()
     surface = critic_surface(critic, resolution=resolution)
-    xs, ys, _ = surface
-    grid = torch.from_numpy(np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2))  # [R·R, 2]
-    lipschitz = _max_gradient_norm(critic, torch.cat([grid, real, fake]))
     return Figure1aPanel(
         dataset=dataset,
         loss=loss,
@@ -172,7 +203,11 @@ def run_figure_1a(
         fake=fake,
         w_estimate=w_estimate,
         lipschitz=lipschitz,
-        w1=wasserstein1(fake, real),
+        w1=w1,
+        optimizer=f"{config.optimizer} {config.lr_critic:g}",
+        lr=config.lr_critic,
+        iterations=iterations,
+        history=history,
     )
 
 
@@ -195,7 +230,10 @@ def plot_figure_1a(path: str | os.PathLike[str], panels: list[Figure1aPanel], *,
         ax.set_xticks([])
         ax.set_yticks([])
         name = {"wgan-clip": "weight clipping", "wgan-gp": "gradient penalty"}.get(panel.loss, panel.loss)
-        ax.set_title(f"{panel.dataset}: {name}\nrecovers {panel.recovered:.0%} of W1", fontsize="small")
+        ax.set_title(
+            f"{panel.dataset}: {name} ({panel.optimizer})\nrecovers {panel.recovered:.0%} of W1",
+            fontsize="small",
+        )
     save_figure(fig, path)
 
 
@@ -244,6 +282,9 @@ class Figure1bRun:
     at_bound: float | None  # fraction of weights within 1% of ±c (clipping only)
     steps: int
     extra: dict[str, float] = field(default_factory=dict)
+    # Clipping, every record_every iterations: the step, the fraction at ±c, and the weight histogram
+    # (HISTOGRAM_BINS equal bins over [−c, c]).
+    history: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def span(self) -> float:
@@ -268,19 +309,21 @@ class Figure1bRun:
             "trend": self.trend,
             "fraction_at_bound": self.at_bound,
             **self.extra,
+            "history": self.history,
         }
 
 
 def run_figure_1b(
     clip_value: float | None,
     *,
-    steps: int = 200,
+    steps: int = FIG1B_STEPS,
     width: int = 512,
     depth: int = 12,
     batch_size: int = 256,
     penalty_weight: float = 10.0,
     measure_samples: int = 1024,
     seed: int = 0,
+    record_every: int | None = None,
 ) -> Figure1bRun:
     """Train a GAN with ``depth``-layer ReLU MLPs on the swiss roll and measure the critic's gradients.
 
@@ -288,6 +331,8 @@ def run_figure_1b(
     otherwise WGAN with clipping at ``±clip_value`` and its own recipe (RMSProp 5e-5). Both start from the
     official code's He initialisation (``init="official"``): with PyTorch's default init a 12-layer ReLU
     MLP's gradients vanish by themselves, and the figure is about the constraint, not the init.
+    Under clipping, ``record_every`` records the weights' histogram and the fraction at ``±c`` every that
+    many iterations (and after the last), so a run shows how fast the weights pile at the bound.
     """
     loss = "wgan-gp" if clip_value is None else "wgan-clip"
     overrides: dict[str, Any] = {
@@ -317,9 +362,18 @@ def run_figure_1b(
     # range; subnormal arithmetic is ~100× slower on CPUs. Flushing them to 0 changes nothing measured here
     # (the smallest layer norm is ~1e-23, far above 1e-38).
     flush = torch.set_flush_denormal(True)
+    history: list[dict[str, Any]] = []
+    if clip_value is not None and record_every is not None:
+        history.append(_weight_record(trainer.critic, clip_value, 0))
     try:
-        for _ in range(steps):
+        for step in range(1, steps + 1):
             trainer.train_iteration()
+            if (
+                clip_value is not None
+                and record_every is not None
+                and (step % record_every == 0 or step == steps)
+            ):
+                history.append(_weight_record(trainer.critic, clip_value, step))
     finally:
         if flush:
             torch.set_flush_denormal(False)
@@ -340,13 +394,26 @@ def run_figure_1b(
         at_bound=None if clip_value is None else fraction_at_bound(critic, clip_value),
         steps=steps,
         extra={"w1": wasserstein1(fake, real)},
+        history=history,
     )
+
+
+def _weight_record(critic: nn.Module, clip_value: float, step: int) -> dict[str, Any]:
+    weights = torch.cat([m.weight.detach().flatten() for m in critic.modules() if isinstance(m, nn.Linear)])
+    counts = torch.histc(weights.double(), bins=HISTOGRAM_BINS, min=-clip_value, max=clip_value)
+    return {
+        "step": step,
+        "fraction_at_bound": fraction_at_bound(critic, clip_value),
+        "histogram": [int(c) for c in counts],
+    }
 
 
 def plot_figure_1b(path: str | os.PathLike[str], runs: list[Figure1bRun]) -> None:
     """Fig. 1b as a PNG: log-scale ``‖∂L_D/∂h_l‖`` per layer (left) and a weight histogram per run (right)."""
-    fig = new_figure(4.6 + 2.6 * len(runs), 3.4)
-    grid = fig.add_gridspec(1, 1 + len(runs), width_ratios=[1.8] + [1.0] * len(runs))
+    tracked = [run for run in runs if run.history]
+    extra = 1 if tracked else 0
+    fig = new_figure(4.6 + 2.6 * len(runs) + 3.4 * extra, 3.4)
+    grid = fig.add_gridspec(1, 1 + len(runs) + extra, width_ratios=[1.8] + [1.0] * len(runs) + [1.3] * extra)
     ax = fig.add_subplot(grid[0, 0])
     clip_colors = iter(["tab:red", "tab:orange", "tab:purple", "tab:brown", "tab:pink"])
     colors = [("tab:blue" if run.clip_value is None else next(clip_colors, "tab:gray")) for run in runs]
@@ -369,6 +436,23 @@ def plot_figure_1b(path: str | os.PathLike[str], runs: list[Figure1bRun]) -> Non
         if run.at_bound is not None:
             hist.set_xlabel(f"{run.at_bound:.0%} within 1% of ±c", fontsize="small")
         hist.ticklabel_format(axis="x", style="sci", scilimits=(-2, 2))
+    if tracked:
+        # The histograms over iterations, read at the bound: the fraction of weights within 1% of ±c.
+        ax = fig.add_subplot(grid[0, -1])
+        for run in tracked:
+            ax.plot(
+                [r["step"] for r in run.history],
+                [r["fraction_at_bound"] for r in run.history],
+                "-",
+                color=colors[runs.index(run)],
+                label=run.label,
+            )
+        ax.axhline(0.5, color="k", linewidth=0.6, linestyle=":")
+        ax.set_ylim(0.0, 1.0)
+        ax.set_xlabel("generator iteration")
+        ax.set_title("weights within 1% of ±c", fontsize="medium")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="x-small")
     save_figure(fig, path)
 
 
@@ -385,13 +469,18 @@ def write_figure_1a(
     out_dir: str | Path,
     *,
     datasets: Sequence[str] = TOY_DATASETS,
-    iterations: int = 1000,
+    iterations: int = FIG1A_ITERATIONS,
     width: int = 512,
     batch_size: int = 256,
     resolution: int = 128,
     seed: int = 0,
+    lr: float | None = None,
+    record_every: int | None = None,
 ) -> tuple[Path, dict[str, Any]]:
-    """Run Fig. 1a (clipping and penalty on each dataset) and write ``figure_1a.png`` and ``figure_1a.json``."""
+    """Run Fig. 1a (clipping and penalty on each dataset) and write ``figure_1a.png`` and ``figure_1a.json``.
+
+    ``lr=None``: each arm's official optimizer; ``record_every``: each panel's history (:func:`run_figure_1a`).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     panels = [
@@ -403,6 +492,8 @@ def write_figure_1a(
             batch_size=batch_size,
             resolution=resolution,
             seed=seed,
+            lr=lr,
+            record_every=record_every,
         )
         for loss in ("wgan-clip", "wgan-gp")
         for dataset in datasets
@@ -414,6 +505,7 @@ def write_figure_1a(
         "width": width,
         "batch_size": batch_size,
         "seed": seed,
+        "recipe": "official" if lr is None else f"adam {lr:g} for both arms",
         "panels": [p.summary() for p in panels],
     }
     _write_json(path.with_suffix(".json"), summary)
@@ -424,17 +516,26 @@ def write_figure_1b(
     out_dir: str | Path,
     *,
     clip_values: Sequence[float] = FIG1B_CLIP_VALUES,
-    steps: int = 200,
+    steps: int = FIG1B_STEPS,
     width: int = 512,
     depth: int = 12,
     batch_size: int = 256,
     seed: int = 0,
+    record_every: int | None = None,
 ) -> tuple[Path, dict[str, Any]]:
     """Run Fig. 1b (each ``c`` and the penalty) and write ``figure_1b.png`` and ``figure_1b.json``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     runs = [
-        run_figure_1b(c, steps=steps, width=width, depth=depth, batch_size=batch_size, seed=seed)
+        run_figure_1b(
+            c,
+            steps=steps,
+            width=width,
+            depth=depth,
+            batch_size=batch_size,
+            seed=seed,
+            record_every=record_every,
+        )
         for c in (*clip_values, None)
     ]
     path = out / "figure_1b.png"

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from wgangp.data.toy import TOY_DATASETS
-from wgangp.experiments.methods import CURVE_KEYS, METHOD_COLORS, method_label
+from wgangp.experiments.methods import CURVE_KEYS, CURVE_METRICS, METHOD_COLORS, method_label
 from wgangp.pictures.plots import new_figure, save_figure
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "finite_or_null",
     "format_mean_std",
     "markdown_table",
+    "pair_lines",
     "plot_compare_curves",
     "write_report",
     "write_text",
@@ -34,16 +35,19 @@ def plot_compare_curves(path: Path, results: dict[str, Any]) -> Path:
     """Training curves of every method and seed: rows against step and training time, one column per stat.
 
     Columns: the critic's Wasserstein estimate ``E[D(x)] − E[D(x̃)]`` (for the GAN: the logit gap), mean
-    ``‖∇D(x̂)‖`` (log scale), the losses, and the first metric over the evaluations.
+    ``‖∇D(x̂)‖`` (log scale), the losses, then over the evaluations the first metric and those of
+    :data:`~wgangp.experiments.methods.CURVE_METRICS` the kind has (labelled images: the classifier score).
     """
-    metric = results["metrics"][0]
-    columns = [*CURVE_KEYS, metric["key"]]
+    first = results["metrics"][0]["key"]
+    labels = {m["key"]: m["label"] for m in results["metrics"]}
+    evaluated = [first, *(k for k in CURVE_METRICS if k in labels and k != first)]
+    columns = [*CURVE_KEYS, *evaluated]
     titles = {
         "wasserstein": "E[D(x)] − E[D(x̃)]",
         "grad_norm": "mean ‖∇D(x̂)‖",
         "critic_loss": "critic loss",
         "generator_loss": "generator loss",
-        metric["key"]: metric["label"],
+        **{key: labels[key] for key in evaluated},
     }
     fig = new_figure(3.2 * len(columns), 5.4)
     for row, axis in enumerate(("step", "time")):
@@ -51,7 +55,7 @@ def plot_compare_curves(path: Path, results: dict[str, Any]) -> Path:
             ax = fig.add_subplot(2, len(columns), row * len(columns) + col + 1)
             for method in results["methods"]:
                 for index, run in enumerate(results["runs"][method]):
-                    rows = run["evals"] if key == metric["key"] else run["curves"]
+                    rows = run["evals"] if key in evaluated else run["curves"]
                     points = [(r[axis], r[key]) for r in rows if key in r and math.isfinite(r[key])]
                     if not points:
                         continue
@@ -117,14 +121,45 @@ def markdown_table(results: dict[str, Any]) -> str:
 
 def _claim_text(results: dict[str, Any]) -> str:
     claim = results["claim"]
+    if claim["holds"] is None:
+        return f"Claim: {claim['text']} — **not tested** here ({claim['not_tested']})."
     verdict = "holds" if claim["holds"] else "does not hold"
     detail = ""
     if claim["decided_by"] is not None:
+        first, second = claim["compared"]
         detail = (
-            f" (decided by {claim['decided_by']}: WGAN-GP {claim['wgan-gp']:.4g}"
-            f" vs clipping {claim['wgan-clip']:.4g}, means over seeds)"
+            f" (decided by {claim['decided_by']}: {method_label(first)} {claim[first]:.4g}"
+            f" vs {method_label(second)} {claim[second]:.4g}, means over seeds)"
         )
     return f"Claim: {claim['text']} — **{verdict}** here{detail}."
+
+
+def pair_lines(results: dict[str, Any]) -> list[str]:
+    """One line per pair of methods run: which is better on the kind's ranking metrics (means over seeds)."""
+    lines = []
+    for pair in results.get("pairs", []):
+        first, second = pair["compared"]
+        a, b = method_label(first), method_label(second)
+        if pair["decided_by"] is None:
+            lines.append(f"{a} vs {b}: no difference on the ranking metrics")
+            continue
+        winner, loser = (a, b) if pair["holds"] else (b, a)
+        x, y = _distinct(pair[first], pair[second])
+        lines.append(f"{winner} beats {loser} on {pair['decided_by']} ({a} {x} vs {b} {y})")
+    return lines
+
+
+def _distinct(a: float, b: float) -> tuple[str, str]:
+    """``a`` and ``b`` to 4 significant digits, or as many more as it takes to tell them apart."""
+    for digits in range(4, 17):
+        x, y = f"{a:.{digits}g}", f"{b:.{digits}g}"
+        if x != y:
+            break
+    return x, y
+
+
+def _title(results: dict[str, Any]) -> str:
+    return " vs ".join(method_label(m) for m in results["methods"]) + f": {results['dataset']}"
 
 
 def _samples_heading(results: dict[str, Any]) -> str:
@@ -148,9 +183,9 @@ def _recipe(method: str, config: dict[str, Any]) -> str:
         f"{method_label(method)}: {config['optimizer']} lr {config['lr_critic']:g}, n_critic {config['n_critic']}, "
         f"{_network(config)}"
     )
-    if method == "wgan-gp":
+    if config["loss"] == "wgan-gp":
         text += f", λ = {config['penalty_weight']:g}"
-    elif method == "wgan-clip":
+    elif config["loss"] == "wgan-clip":
         text += f", c = {config['clip_value']:g}"
     return text
 
@@ -176,7 +211,7 @@ def _intro(results: dict[str, Any]) -> list[str]:
 def _markdown(results: dict[str, Any]) -> str:
     images = results["images"]
     parts = [
-        f"# WGAN-GP vs weight clipping vs standard GAN: {results['dataset']}",
+        f"# {_title(results)}",
         "",
         *_intro(results),
         "",
@@ -185,6 +220,8 @@ def _markdown(results: dict[str, Any]) -> str:
         markdown_table(results),
         "",
         _claim_text(results),
+        "",
+        *(f"- {line}" for line in pair_lines(results)),
         "",
         f"## {_samples_heading(results)}",
         "",
@@ -212,9 +249,10 @@ def _html(results: dict[str, Any], out_dir: Path) -> str:
     table += "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>\n" for row in rows)
     table += "</table>"
     claim = esc(_claim_text(results)).replace("**", "")
+    pairs = "".join(f"<li>{esc(line)}</li>" for line in pair_lines(results))
     images = {name: _data_uri(out_dir / file) for name, file in results["images"].items()}
     intro = "".join(f"<p>{esc(line)}</p>" for line in _intro(results))
-    title = f"WGAN-GP vs weight clipping vs standard GAN: {results['dataset']}"
+    title = _title(results)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
 <style>
@@ -227,6 +265,7 @@ img {{ max-width: 100%; }}
 <h2>Metrics (mean ± std over seeds, final generator)</h2>
 {table}
 <p>{claim}</p>
+<ul>{pairs}</ul>
 <h2>{esc(_samples_heading(results))}</h2>
 <img alt="samples" src="{images["samples"]}">
 <h2>Training curves</h2>
