@@ -111,7 +111,7 @@ def test_help_config_shows_the_active_preset_beside_the_defaults(capsys) -> None
     assert main(["train", "--dataset", "digits", "--help-config"]) == 0
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.strip().startswith("penalty_weight"))
-    assert re.search(r"default 0\.1 +preset digits \*10\.0 ", row), row
+    assert re.search(r"default 0\.1 +preset digits \*1\.0 ", row), row
     same = next(line for line in out.splitlines() if line.strip().startswith("beta2"))
     assert "preset digits  0.9" in same
 
