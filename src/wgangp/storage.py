@@ -15,7 +15,7 @@ import torch
 
 from wgangp.errors import UserError
 
-__all__ = ["save_checkpoint"]
+__all__ = ["save_checkpoint", "write_text_atomic"]
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
@@ -50,3 +50,16 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` via a temp file in the same directory and ``os.replace``: a
+    reader sees the old file or the new one (configs, reports, results, a rewound log). Raises ``OSError``."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

@@ -242,17 +242,9 @@ LOSS_RECIPES: dict[str, dict[str, Any]] = {
         "beta2": 0.999,
         "n_critic": 1,
     },
-    # LSGAN (Mao et al. 2017), the paper's Sec. 5.2 baseline: the GAN's Adam 2e-4 (0.5, 0.999), n_critic 1.
-    "lsgan": {
-        "loss": "lsgan",
-        "optimizer": "adam",
-        "lr_critic": 2e-4,
-        "lr_generator": 2e-4,
-        "beta1": 0.5,
-        "beta2": 0.999,
-        "n_critic": 1,
-    },
 }
+# LSGAN (Mao et al. 2017), the paper's Sec. 5.2 baseline: the GAN's Adam 2e-4 (0.5, 0.999), n_critic 1.
+LOSS_RECIPES["lsgan"] = LOSS_RECIPES["gan"] | {"loss": "lsgan"}
 
 # The methods `wgangp compare --methods` trains: a loss and its optimizer recipe. Each is a set of keys over
 # the preset, like LOSS_RECIPES (and applied at the same layer); a method is not a loss, so none of these

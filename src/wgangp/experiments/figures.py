@@ -35,6 +35,7 @@ from wgangp.metrics.toy import wasserstein1
 from wgangp.models.mlp import MLPCritic, MLPGenerator
 from wgangp.penalty import gradient_norms
 from wgangp.pictures.plots import critic_surface, new_figure, save_figure
+from wgangp.storage import write_text_atomic
 from wgangp.trainer import Trainer
 
 __all__ = [
@@ -460,9 +461,7 @@ def plot_figure_1b(path: str | os.PathLike[str], runs: list[Figure1bRun]) -> Non
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=1) + "\n")
 
 
 def write_figure_1a(

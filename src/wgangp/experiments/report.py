@@ -11,13 +11,13 @@ import base64
 import html
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 from wgangp.data.toy import TOY_DATASETS
 from wgangp.experiments.methods import CURVE_KEYS, CURVE_METRICS, METHOD_COLORS, method_label
 from wgangp.pictures.plots import new_figure, save_figure
+from wgangp.storage import write_text_atomic
 
 __all__ = [
     "data_uri",
@@ -27,7 +27,6 @@ __all__ = [
     "pair_lines",
     "plot_compare_curves",
     "write_report",
-    "write_text",
 ]
 
 
@@ -274,20 +273,13 @@ img {{ max-width: 100%; }}
 """
 
 
-def _write_text(path: Path, text: str) -> None:
-    """Write via a temporary file and ``os.replace``: a reader never sees half a report."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_report(out_dir: str | Path, results: dict[str, Any]) -> dict[str, Path]:
     """Write ``results.json``, ``report.md`` and ``report.html`` into ``out_dir``; returns their paths."""
     out = Path(out_dir)
     paths = {"json": out / "results.json", "md": out / "report.md", "html": out / "report.html"}
-    _write_text(paths["json"], json.dumps(_finite_or_null(results), indent=1, allow_nan=False) + "\n")
-    _write_text(paths["md"], _markdown(results))
-    _write_text(paths["html"], _html(results, out))
+    write_text_atomic(paths["json"], json.dumps(_finite_or_null(results), indent=1, allow_nan=False) + "\n")
+    write_text_atomic(paths["md"], _markdown(results))
+    write_text_atomic(paths["html"], _html(results, out))
     return paths
 
 
@@ -302,7 +294,6 @@ def _finite_or_null(value: Any) -> Any:
     return value
 
 
-# Shared with the studies' reports (wgangp.experiments.robustness): atomic text, JSON without NaN, PNG URIs.
-write_text = _write_text
+# Shared with the studies' reports (wgangp.experiments.robustness): JSON without NaN, PNG URIs.
 finite_or_null = _finite_or_null
 data_uri = _data_uri

@@ -510,7 +510,8 @@ def _robustness_markdown(summary: Mapping[str, Any], counts_table: str) -> str:
 
 
 def write_documents(out_dir: Path, summary: Mapping[str, Any], markdown: str, title: str) -> None:
-    from wgangp.experiments.report import finite_or_null, write_text
+    from wgangp.experiments.report import finite_or_null
+    from wgangp.storage import write_text_atomic as write_text
 
     write_text(
         out_dir / "results.json", json.dumps(finite_or_null(summary), indent=1, allow_nan=False) + "\n"

@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from wgangp.errors import UserError
+from wgangp.storage import write_text_atomic
 
 __all__ = [
     "DIGITS_FACTORS",
@@ -133,9 +133,7 @@ def select_shard(runs: Sequence[dict[str, Any]], index: int, count: int) -> list
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
 def _read_result(path: Path) -> dict[str, Any]:

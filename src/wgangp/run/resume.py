@@ -9,7 +9,6 @@ them again.
 from __future__ import annotations
 
 import json
-import os
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import Any
 from wgangp.config import TrainConfig
 from wgangp.errors import UserError
 from wgangp.run.checkpoint import CheckpointDir
+from wgangp.storage import write_text_atomic
 from wgangp.trainer import Trainer
 
 __all__ = [
@@ -181,7 +181,5 @@ def rewind_metrics(run_dir: str | Path, step: int) -> int:
         if isinstance(row, dict) and int(row.get("step", 0)) <= step:
             kept.append(line)
     if len(kept) != len(lines):
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-        os.replace(tmp, path)
+        write_text_atomic(path, "".join(line + "\n" for line in kept))
     return len(lines) - len(kept)

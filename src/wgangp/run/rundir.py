@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import stat
 import time
@@ -15,6 +14,7 @@ from wgangp.errors import UserError
 from wgangp.run.checkpoint import CHECKPOINT_FORMAT, CheckpointDir, load_checkpoint
 from wgangp.run.lock import RunLock
 from wgangp.run.resume import restore_trainer
+from wgangp.storage import write_text_atomic
 from wgangp.trainer import Trainer
 
 __all__ = [
@@ -69,9 +69,7 @@ def prepare_run_dir(
 
 def write_config(run_dir: Path, config: TrainConfig) -> None:
     """``config.json`` (the resolved config), replaced atomically."""
-    tmp = run_dir / f".{CONFIG_NAME}.tmp"
-    tmp.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-    os.replace(tmp, run_dir / CONFIG_NAME)
+    write_text_atomic(run_dir / CONFIG_NAME, json.dumps(config.to_dict(), indent=2) + "\n")
 
 
 def load_run(path: str | Path, *, device: str | None = None) -> Trainer:
