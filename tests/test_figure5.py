@@ -96,4 +96,4 @@ def test_the_figure_and_its_numbers_are_written(figure):
 def test_the_cli_offers_figure_5(capsys):
     with pytest.raises(SystemExit):
         main(["figure", "--help"])
-    assert "{1a,1b,5}" in capsys.readouterr().out
+    assert "{1a,1b,2,5}" in capsys.readouterr().out

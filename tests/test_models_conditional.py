@@ -20,7 +20,7 @@ K = 10
 # existed (git HEAD f904b76): both state dicts, then G(z) and D(G(z)) for z from seed 1.
 CASES = [
     ("toy", (2,), {}, "728a7cc76e8354aeff00f2d6f1f5c293"),
-    ("digits", (1, 8, 8), {}, "b7cc4a1b0f7d528188473633a1725068"),
+    ("digits-dcgan", (1, 8, 8), {}, "b7cc4a1b0f7d528188473633a1725068"),  # the digits preset then
     (
         "toy",
         (3, 16, 16),
@@ -119,7 +119,7 @@ def test_projection_score_closed_form():
 
 
 def test_acgan_logits_closed_form():
-    config = resolve_config("digits")
+    config = resolve_config("digits-dcgan")
     _, critic = build_conditional_models(config, (1, 8, 8), K)
     x = torch.randn(3, 1, 8, 8)
     h = critic.body(x).flatten(1)
@@ -161,7 +161,7 @@ def test_conditional_batchnorm_closed_form(dims):
 
 
 def test_global_batchnorm_conversion_reaches_conditional_norms():
-    config = resolve_config("digits")
+    config = resolve_config("digits-dcgan")
     generator, _ = build_conditional_models(config, (1, 16, 16), K)
     conditional = [m for m in generator.modules() if isinstance(m, ConditionalBatchNorm)]
     assert len(conditional) == 2  # the input's BatchNorm1d and the one up-step's BatchNorm2d at 16×16
@@ -216,7 +216,7 @@ def test_penalty_differentiates_the_score_with_labels_fixed(conditioning):
 def test_builder_errors():
     from wgangp.errors import UserError
 
-    config = resolve_config("digits")
+    config = resolve_config("digits-dcgan")
     with pytest.raises(UserError, match="conditioning must be one of acgan, projection"):
         build_conditional_models(config, (1, 8, 8), K, conditioning="hinge")  # type: ignore[arg-type]
     with pytest.raises(UserError, match="n_classes must be ≥ 0"):

@@ -107,6 +107,28 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
             "eval_samples": 1000,
         },
     ),
+    "digits-dcgan": (
+        "the digits preset before its retuning: a small DCGAN (W=32) on the 8×8 digits, Adam 1e-3 (0.5, 0.9), "
+        "λ=10, 2000 iterations, running-average sampling; the base of digits-acgan (the digits model has no "
+        "label inputs)",
+        {
+            **_IMAGE_COMMON,
+            "dataset": "digits",
+            "model": "dcgan",
+            "resolution": 8,
+            "conv_width": 32,
+            "latent_dim": 64,
+            "lr_critic": 1e-3,
+            "lr_generator": 1e-3,
+            "batch_size": 64,
+            "steps": 2000,
+            "eval_every": 100,
+            "plot_every": 250,
+            "log_every": 50,
+            "eval_samples": 1000,
+            "sample_batchnorm": "running",
+        },
+    ),
     "mnist": (
         "official gan_mnist.py: DCGAN W=64 (no BN in G), batch 50, Adam 1e-4 (0.5, 0.9), 200k iterations",
         {
@@ -210,9 +232,9 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
 
 # Class-conditional presets (README "Conditional"): each is its unconditional preset plus the labels.
 PRESETS["digits-acgan"] = (
-    "the digits preset with AC-GAN conditioning (classifier head, conditional BatchNorm in G; scales 1 and "
-    "0.1): the same as `--dataset digits --set conditioning=acgan`",
-    {**PRESETS["digits"][1], "conditioning": "acgan"},
+    "digits-dcgan with AC-GAN conditioning (classifier head, conditional BatchNorm in G; scales 1 and 0.1): "
+    "the same as `--dataset digits --set model=dcgan --set conditioning=acgan` with digits-dcgan's values",
+    {**PRESETS["digits-dcgan"][1], "conditioning": "acgan"},
 )
 PRESETS["cifar-resnet-acgan"] = (
     "paper Table 3 'supervised' / gan_cifar_resnet.py with CONDITIONAL and ACGAN: cifar-resnet with an "

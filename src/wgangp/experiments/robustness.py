@@ -19,6 +19,7 @@ runs Figure 2's study on the same machinery.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import html
@@ -29,7 +30,7 @@ import platform
 import re
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -164,20 +165,36 @@ def reference_scores(config: TrainConfig, cache_dir: Path) -> dict[str, float]:
     }
 
 
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """``threads`` torch threads inside, the caller's count restored after: a study's classifier and runs
+    compute the same numbers here as in a worker (CPU reductions split differently over threads)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def train_and_score(
     spec: dict[str, Any], *, out_dir: str, device: str = "cpu", threads: int = 1
 ) -> dict[str, Any]:
     """Train one run of a study, score its final generator and write its sample grid ``<run_id>.png``.
 
-    Runs in a worker process (``spawn``): one torch thread each, so ``--jobs J`` uses J cores. Training
-    stops at the first non-finite loss; such a run is reported as diverged with the floor score 1 (no
-    class information) and no FD.
+    Runs in a worker process (``spawn``), or here with ``--jobs 1``: one torch thread each, so ``--jobs J``
+    uses J cores. Training stops at the first non-finite loss; such a run is reported as diverged with the
+    floor score 1 (no class information) and no FD.
     """
+    with torch_threads(threads):
+        return _train_and_score(spec, out_dir=out_dir, device=device)
+
+
+def _train_and_score(spec: dict[str, Any], *, out_dir: str, device: str) -> dict[str, Any]:
     from wgangp.metrics.score import classifier_score
     from wgangp.pictures.grid import save_grid
     from wgangp.trainer import Trainer
 
-    torch.set_num_threads(threads)
     out = Path(out_dir)
     config = run_config(spec, device=device)
     trainer = Trainer(config)
@@ -244,7 +261,8 @@ def finish_study(
     runs = out_dir / RUNS_DIR
     _check_study_dir(study, runs)
     runs.mkdir(exist_ok=True)
-    prepare_scorer(run_config(study.runs[0], device="cpu"), runs)
+    with torch_threads(1):  # the classifier as the workers would train it
+        prepare_scorer(run_config(study.runs[0], device="cpu"), runs)
     run_fn = functools.partial(train_and_score, out_dir=str(runs), device=device)
     return run_study(study, run_fn, runs, shard=shard, jobs=jobs)
 

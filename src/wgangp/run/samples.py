@@ -35,7 +35,7 @@ PNG_LIMITS = {"images": 10_000, "points": 1_000_000}  # a grid / scatter plot be
 
 def _sample_shape(trainer: Trainer) -> tuple[int, ...]:
     with torch.no_grad():
-        return tuple(trainer.sample(1, seed=0).shape[1:])
+        return tuple(trainer.sample(2, seed=0).shape[1:])  # 2: batch-statistics sampling needs a pair
 
 
 def chunk_rows(sample_shape: tuple[int, ...], latent_dim: int) -> int:
