@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 __all__ = [
     "CONDITIONINGS",
+    "ClassAwareCritic",
     "ConditionalBatchNorm",
     "Conditioning",
     "CriticHeads",
@@ -165,3 +166,36 @@ class CriticHeads(nn.Module):
         if self.conditioning != "acgan":
             raise ValueError("only an AC-GAN critic (conditioning='acgan') has a classifier head")
         return self.classifier(h.flatten(1))
+
+
+class ClassAwareCritic(nn.Module):
+    """What every critic shares about classes: ``forward(x, labels)`` and AC-GAN's ``score_and_logits``.
+
+    A subclass defines ``features(x) -> φ(x) [N, F]`` and ``score_head(φ) -> [N]`` (its Wasserstein head),
+    and sets ``n_classes`` and ``heads`` (:class:`CriticHeads`, or ``None`` when unconditional). The
+    unconditional score is ``score_head(features(x))``: the same operations as the plain network's forward.
+    """
+
+    n_classes: int
+    heads: CriticHeads | None
+
+    def features(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def score_head(self, h: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        if self.heads is None:
+            check_label_input(0, labels, x.shape[0])
+            return self.score_head(self.features(x))  # [N]
+        check_label_input(self.n_classes, labels, x.shape[0], needed=self.heads.conditioning == "projection")
+        h = self.features(x)  # [N, F]
+        return self.heads.score(self.score_head(h), h, labels)
+
+    def score_and_logits(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """AC-GAN: the score ``[N]`` and class logits ``[N, K]`` from one pass through the body."""
+        if self.heads is None:
+            raise ValueError("an unconditional critic has no classifier head")
+        h = self.features(x)
+        return self.score_head(h), self.heads.logits(h)

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from wgangp.models.blocks import norm_layer
 from wgangp.models.conditional import (
+    ClassAwareCritic,
     ConditionalBatchNorm,
     Conditioning,
     CriticHeads,
@@ -106,7 +107,7 @@ class DCGANGenerator(nn.Module):
         return torch.tanh(self.output(self.body(x)))  # [N, C, R, R]
 
 
-class DCGANCritic(nn.Module):
+class DCGANCritic(ClassAwareCritic):
     """``D(x)``: ``[N, channels, resolution, resolution] -> [N]``, an unbounded score; ``D(x, y)`` if conditional.
 
     ``n_classes > 0``: the heads of ``conditioning`` on ``φ(x)``, the flattened last map ``[N, 16·top]``.
@@ -148,20 +149,9 @@ class DCGANCritic(nn.Module):
         """``φ(x)``: ``[N, C, R, R] -> [N, top·16]``."""
         return self.body(x).flatten(1)
 
-    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
-        if self.heads is None:
-            check_label_input(0, labels, x.shape[0])
-            return self.output(self.body(x).flatten(1)).squeeze(-1)  # [N, C, R, R] -> [N, top·16] -> [N]
-        check_label_input(self.n_classes, labels, x.shape[0], needed=self.heads.conditioning == "projection")
-        h = self.features(x)
-        return self.heads.score(self.output(h).squeeze(-1), h, labels)
-
-    def score_and_logits(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """AC-GAN: the score ``[N]`` and class logits ``[N, K]`` from one pass through the body."""
-        if self.heads is None:
-            raise ValueError("an unconditional critic has no classifier head")
-        h = self.features(x)
-        return self.output(h).squeeze(-1), self.heads.logits(h)
+    def score_head(self, h: Tensor) -> Tensor:
+        """The Wasserstein head on ``φ(x)``: ``[N, F] -> [N]``."""
+        return self.output(h).squeeze(-1)
 
 
 def _deconv(c_in: int, c_out: int) -> nn.ConvTranspose2d:

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from wgangp.models.conditional import (
+    ClassAwareCritic,
     Conditioning,
     CriticHeads,
     check_label_input,
@@ -114,7 +115,7 @@ class MLPGenerator(nn.Module):
         return self.net(z)  # [N, latent_dim] -> [N, out_dim]
 
 
-class MLPCritic(nn.Module):
+class MLPCritic(ClassAwareCritic):
     """``D(x) = w_out · ReLU(… ReLU(W_1 x + b_1) …) + b_out``: ``depth`` hidden ReLU layers of ``width``.
 
     ``norm="layer"`` puts a LayerNorm after each hidden Linear (the paper's recommended critic
@@ -167,17 +168,6 @@ class MLPCritic(nn.Module):
             x = layer(x)
         return x
 
-    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
-        if self.heads is None:
-            check_label_input(0, labels, x.shape[0])
-            return self.net(x).squeeze(-1)  # [N, in_dim] -> [N, 1] -> [N]
-        check_label_input(self.n_classes, labels, x.shape[0], needed=self.heads.conditioning == "projection")
-        h = self.features(x)  # [N, width]
-        return self.heads.score(self.net[-1](h).squeeze(-1), h, labels)
-
-    def score_and_logits(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """AC-GAN: the score ``[N]`` and class logits ``[N, K]`` from one pass through the body."""
-        if self.heads is None:
-            raise ValueError("an unconditional critic has no classifier head")
-        h = self.features(x)
-        return self.net[-1](h).squeeze(-1), self.heads.logits(h)
+    def score_head(self, h: Tensor) -> Tensor:
+        """The Wasserstein head on ``φ(x)``: ``[N, F] -> [N]``."""
+        return self.net[-1](h).squeeze(-1)

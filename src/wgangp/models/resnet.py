@@ -35,6 +35,7 @@ from torch import Tensor, nn
 
 from wgangp.models.blocks import OptimizedFirstBlock, ResidualBlock, norm_layer
 from wgangp.models.conditional import (
+    ClassAwareCritic,
     Conditioning,
     CriticHeads,
     LabelSequential,
@@ -117,7 +118,7 @@ class ResNetGenerator(nn.Module):
         return torch.tanh(self.output(self.blocks(x)))  # [N, C, R, R]
 
 
-class ResNetCritic(nn.Module):
+class ResNetCritic(ClassAwareCritic):
     """``D(x)``: ``[N, channels, resolution, resolution] -> [N]``; ``norm`` none or layer, never BatchNorm.
 
     ``n_classes > 0``: ``D(x, y)`` with the heads of ``conditioning`` on ``φ(x)``, the pooled features
@@ -173,20 +174,9 @@ class ResNetCritic(nn.Module):
             h = torch.relu(h).mean(dim=(2, 3))  # global mean pool: [N, W]
         return h.flatten(1)
 
-    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
-        if self.heads is None:
-            check_label_input(0, labels, x.shape[0])
-            return self.output(self.features(x)).squeeze(-1)  # [N]
-        check_label_input(self.n_classes, labels, x.shape[0], needed=self.heads.conditioning == "projection")
-        h = self.features(x)
-        return self.heads.score(self.output(h).squeeze(-1), h, labels)
-
-    def score_and_logits(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """AC-GAN: the score ``[N]`` and class logits ``[N, K]`` from one pass through the body."""
-        if self.heads is None:
-            raise ValueError("an unconditional critic has no classifier head")
-        h = self.features(x)
-        return self.output(h).squeeze(-1), self.heads.logits(h)
+    def score_head(self, h: Tensor) -> Tensor:
+        """The Wasserstein head on ``φ(x)``: ``[N, F] -> [N]``."""
+        return self.output(h).squeeze(-1)
 
 
 def _shortcuts(model: nn.Module) -> list[nn.Module]:
