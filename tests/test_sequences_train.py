@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from torchrun_util import LAUNCH_TIMEOUT, assert_same_training, child_env, torchrun_argv
+from torchrun_util import assert_same_training, checkpoint_state, torchrun
 from wgangp.cli import main
 from wgangp.config import resolve_config
 from wgangp.data import SeriesFormat
@@ -147,17 +146,9 @@ def test_sequences_train_on_other_paths(sines, extra):
 
 def test_two_processes_train_sequences_as_one(tmp_path, sines):
     args = ["--dataset", "sequences", "--data-path", str(sines), "--steps", "2", *sets(), *QUIET]
-    two = tmp_path / "two"
-    done = subprocess.run(
-        torchrun_argv(2, ["--out", str(two), *args]),
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=LAUNCH_TIMEOUT,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    torchrun(2, ["--out", str(tmp_path / "two"), *args])
     assert main(["train", "--out", str(tmp_path / "one"), *args]) == 0
-    a, b = (load_checkpoint(d / "checkpoints" / "step_0000002.pt") for d in (two, tmp_path / "one"))
+    a, b = (checkpoint_state(tmp_path / d, 2) for d in ("two", "one"))
     assert a["data_codec"] == b["data_codec"]
     assert_same_training(a, b)
 

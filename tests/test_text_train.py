@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from torchrun_util import LAUNCH_TIMEOUT, assert_same_training, child_env, torchrun_argv
+from torchrun_util import assert_same_training, checkpoint_state, torchrun
 from wgangp.cli import main
 from wgangp.config import resolve_config
 from wgangp.data import Charmap, TextSampler
@@ -177,20 +177,11 @@ def test_text_kind_scores_decoded_samples_against_the_training_lines(corpus):
 
 
 def test_two_processes_train_text_as_one(tmp_path, corpus):
-    import subprocess
 
     args = ["--dataset", "text", "--data-path", str(corpus), "--steps", "2", *small_sets(), *QUIET]
-    two = tmp_path / "two"
-    done = subprocess.run(
-        torchrun_argv(2, ["--out", str(two), *args]),
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=LAUNCH_TIMEOUT,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    torchrun(2, ["--out", str(tmp_path / "two"), *args])
     assert main(["train", "--out", str(tmp_path / "one"), *args]) == 0
-    a, b = (load_checkpoint(d / "checkpoints" / "step_0000002.pt") for d in (two, tmp_path / "one"))
+    a, b = (checkpoint_state(tmp_path / d, 2) for d in ("two", "one"))
     assert a["data_codec"] == b["data_codec"]
     assert_same_training(a, b)
 
