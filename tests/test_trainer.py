@@ -57,6 +57,26 @@ def test_trainer_matches_seed_loop_with_adam():
         assert float(stats["generator_loss"]) == pytest.approx(g_loss, rel=1e-3, abs=1e-5)
 
 
+@pytest.mark.parametrize(("loss", "eps"), [("wgan-gp", 1e-8), ("wgan-gp", 1e-4), ("wgan-clip", 1e-6)])
+def test_optimizer_eps_reaches_both_optimizers(loss, eps):
+    trainer = Trainer(resolve_config("toy", loss=loss, overrides={"width": 8, "optimizer_eps": eps}))
+    for opt in (trainer.generator_opt, trainer.critic_opt):
+        assert [g["eps"] for g in opt.param_groups] == [eps]
+
+
+def test_optimizer_eps_damps_adams_step_on_a_tiny_gradient():
+    # Adam's first step is lr·g/(|g| + ε): ±lr for any g ≫ ε, and ≈ lr·g/ε when g ≪ ε.
+    for eps, expected in ((1e-8, 1e-3 * 1e-6 / (1e-6 + 1e-8)), (1e-4, 1e-3 * 1e-6 / (1e-6 + 1e-4))):
+        config = _small(optimizer_eps=eps, lr_critic=1e-3)
+        trainer = Trainer(config, device=torch.device("cpu"))
+        p = next(trainer.critic.parameters())
+        with torch.no_grad():
+            p.zero_()  # so the step is read without the rounding of a subtraction
+        p.grad = torch.full_like(p, 1e-6)
+        trainer.critic_opt.step()
+        assert torch.allclose(-p.detach(), torch.full_like(p, expected), rtol=1e-5, atol=0)
+
+
 def test_same_seed_same_run_and_different_seed_differs():
     runs = []
     for seed in (0, 0, 1):

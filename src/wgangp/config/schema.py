@@ -153,6 +153,13 @@ class TrainConfig:
     lr_generator: float = _f(1e-4, "generator learning rate (paper: 1e-4)", low=0.0, low_open=True)
     beta1: float = _f(0.5, "Adam β1 (paper: 0.5 toy/DCGAN, 0 ResNet)", low=0.0, high=1.0)
     beta2: float = _f(0.9, "Adam β2 (paper: 0.9)", low=0.0, high=1.0)
+    optimizer_eps: float = _f(
+        1e-8,
+        "ε added to the root of the second moment by Adam and RMSProp (torch's and the official TF code's "
+        "Adam default: 1e-8); larger values damp the full-size steps Adam takes on rounding-noise gradients",
+        low=0.0,
+        low_open=True,
+    )
     n_critic: int = _f(5, "critic updates per generator update (paper: 5)", low=1)
     batch_size: int = _f(256, "samples per batch m (toy: 256)", low=1)
     generator_batch_multiple: int = _f(

@@ -33,23 +33,25 @@ def build_optimizer(
     if regularised and config.lazy_adam_rescale and config.penalty_every > 1 and config.optimizer == "adam":
         lr, betas = lazy_adam_hyperparameters(lr, betas, config.penalty_every)
     decay = config.weight_decay  # L2 added to the gradient (torch's coupled weight_decay); 0 is a no-op
+    eps = config.optimizer_eps
     if config.optimizer == "rmsprop":
         if graph:
             return torch.optim.RMSprop(
-                params, lr=torch.tensor(lr, device=device), capturable=True, weight_decay=decay
+                params, lr=torch.tensor(lr, device=device), eps=eps, capturable=True, weight_decay=decay
             )
-        return torch.optim.RMSprop(params, lr=lr, weight_decay=decay)
+        return torch.optim.RMSprop(params, lr=lr, eps=eps, weight_decay=decay)
     if graph:
         return torch.optim.Adam(
             params,
             lr=torch.tensor(lr, device=device),
             betas=betas,
+            eps=eps,
             capturable=True,
             fused=True,
             weight_decay=decay,
         )
     fused = device.type == "cuda" or config.precision == "fp16"
-    return torch.optim.Adam(params, lr=lr, betas=betas, fused=fused or None, weight_decay=decay)
+    return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, fused=fused or None, weight_decay=decay)
 
 
 def build_schedulers(
