@@ -239,6 +239,10 @@ CASES = [
     Case(
         "figure 2 with --width", ["figure", "2", "--width", "8"], "figure 2 has its own seven architectures"
     ),
+    Case(
+        "figure 1a with --clip-values", ["figure", "1a", "--clip-values", "0.1"], "only applies to figure 1b"
+    ),
+    Case("figure 1b with a bound ≤ 0", ["figure", "1b", "--clip-values", "0"], "must be a positive number"),
     Case("unknown command", ["frobnicate"], "invalid choice"),
     # Files and output paths.
     Case("config file missing", ["train", "--config", "{tmp}/none.toml"], "config file not found"),

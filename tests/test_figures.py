@@ -8,6 +8,7 @@ from typing import ClassVar
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 
 from wgangp.cli import main
@@ -209,6 +210,11 @@ FIGURE_CALLS = {"1a": "write_figure_1a", "1b": "write_figure_1b"}
         (["1b"], {"batch_size": None, "steps": None, "record_every": FIG1B_STEPS // 10}),
         (["1b", "--quick"], {"batch_size": 64, "steps": 30, "record_every": 3}),
         (["1b", "--quick", "--iterations", "12"], {"batch_size": 64, "steps": 12, "record_every": 1}),
+        (["1b"], {"clip_values": None, "penalty": True}),
+        (
+            ["1b", "--clip-values", "0.1", "--no-penalty", "--iterations", "2000", "--record-every", "20"],
+            {"clip_values": (0.1,), "penalty": False, "steps": 2000, "record_every": 20},
+        ),
     ],
 )
 def test_quick_flag_picks_the_reduced_run_and_flags_override_it(tmp_path, monkeypatch, argv, expected):
@@ -244,3 +250,27 @@ def test_figure_1b_records_the_weight_histogram_over_iterations(tmp_path):
     assert penalty.history == []  # no bound to pile at
     figures.plot_figure_1b(tmp_path / "b.png", [run, penalty])
     assert (tmp_path / "b.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_figure_1b_runs_only_the_chosen_bounds_and_draws_their_histograms_over_iterations(tmp_path):
+    path, summary = write_figure_1b(
+        tmp_path,
+        clip_values=(0.01,),
+        penalty=False,
+        steps=3,
+        width=64,
+        depth=3,
+        batch_size=16,
+        record_every=1,
+    )
+    (run,) = summary["runs"]
+    assert run["clip_value"] == 0.01 and [h["step"] for h in run["history"]] == [0, 1, 2, 3]
+    # Two rows of panels: the picture is taller than the one without a tracked run.
+    with Image.open(path) as picture:
+        tall = picture.size[1]
+    untracked = run_figure_1b(0.01, steps=1, width=64, depth=3, batch_size=16, measure_samples=32)
+    figures.plot_figure_1b(tmp_path / "flat.png", [untracked])
+    with Image.open(tmp_path / "flat.png") as picture:
+        assert picture.size[1] < tall
+    with pytest.raises(ValueError, match="at least one run"):
+        write_figure_1b(tmp_path, clip_values=(), penalty=False)

@@ -344,6 +344,18 @@ def _add_compare_parsers(commands: argparse._SubParsersAction) -> None:
         "RMSProp 5e-5 / Adam 1e-4); 1b 30 iterations, batch 64",
     )
     figure.add_argument(
+        "--clip-values",
+        type=_positive_float,
+        nargs="+",
+        metavar="C",
+        help="1b: the clipping bounds to run (default 0.1 0.01 0.001, the paper's)",
+    )
+    figure.add_argument(
+        "--no-penalty",
+        action="store_true",
+        help="1b: leave out the gradient-penalty run (e.g. one long c = 0.1 run for its weight histograms)",
+    )
+    figure.add_argument(
         "--record-every",
         type=_positive_int,
         metavar="N",
@@ -819,6 +831,10 @@ def _cmd_figure(args: argparse.Namespace) -> int:
     ]
     if given or args.jobs != 1:
         raise UserError(f"{', '.join(given) or '--jobs'} only applies to figure 2")
+    if args.which != "1b" and (args.clip_values or args.no_penalty):
+        raise UserError(
+            f"{'--clip-values' if args.clip_values else '--no-penalty'} only applies to figure 1b"
+        )
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"output path {out} exists and is not a directory")
@@ -847,7 +863,9 @@ def _cmd_figure(args: argparse.Namespace) -> int:
             options["steps"] = args.iterations
         length = int(options.get("steps", FIG1B_STEPS))
         options["record_every"] = args.record_every or max(1, length // 10)
-        path, summary = write_figure_1b(out, **options)
+        if args.clip_values:
+            options["clip_values"] = tuple(args.clip_values)
+        path, summary = write_figure_1b(out, penalty=not args.no_penalty, **options)
         for row in summary["runs"]:
             bound = "" if row["fraction_at_bound"] is None else f"  at ±c: {row['fraction_at_bound']:.1%}"
             print(f"{row['label']:<28} layer-norm span ×{row['span']:.3g} ({row['trend']}){bound}")

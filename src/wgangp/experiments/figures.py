@@ -413,8 +413,13 @@ def plot_figure_1b(path: str | os.PathLike[str], runs: list[Figure1bRun]) -> Non
     """Fig. 1b as a PNG: log-scale ``‖∂L_D/∂h_l‖`` per layer (left) and a weight histogram per run (right)."""
     tracked = [run for run in runs if run.history]
     extra = 1 if tracked else 0
-    fig = new_figure(4.6 + 2.6 * len(runs) + 3.4 * extra, 3.4)
-    grid = fig.add_gridspec(1, 1 + len(runs) + extra, width_ratios=[1.8] + [1.0] * len(runs) + [1.3] * extra)
+    fig = new_figure(4.6 + 2.6 * len(runs) + 3.4 * extra, 3.4 + 3.0 * extra)
+    grid = fig.add_gridspec(
+        1 + extra,
+        1 + len(runs) + extra,
+        width_ratios=[1.8] + [1.0] * len(runs) + [1.3] * extra,
+        height_ratios=[1.0] * (1 + extra),
+    )
     ax = fig.add_subplot(grid[0, 0])
     clip_colors = iter(["tab:red", "tab:orange", "tab:purple", "tab:brown", "tab:pink"])
     colors = [("tab:blue" if run.clip_value is None else next(clip_colors, "tab:gray")) for run in runs]
@@ -454,7 +459,29 @@ def plot_figure_1b(path: str | os.PathLike[str], runs: list[Figure1bRun]) -> Non
         ax.set_title("weights within 1% of ±c", fontsize="medium")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize="x-small")
+        # Under each tracked run's histogram, the histograms themselves over iterations (log counts).
+        for run in tracked:
+            _plot_histograms_over_iterations(fig.add_subplot(grid[1, runs.index(run) + 1]), run)
     save_figure(fig, path)
+
+
+def _plot_histograms_over_iterations(ax: Any, run: Figure1bRun) -> None:
+    """One row per record: the weights' histogram over ``[−c, c]`` (``HISTOGRAM_BINS`` bins), log10(1 + count)."""
+    assert run.clip_value is not None
+    steps = np.array([r["step"] for r in run.history], dtype=float)  # [R]
+    counts = np.array([r["histogram"] for r in run.history], dtype=float)  # [R, bins]
+    if len(steps) > 1:
+        mids = (steps[1:] + steps[:-1]) / 2
+        rows = np.concatenate([[steps[0]], mids, [steps[-1]]])  # [R + 1] row edges
+    else:
+        rows = np.array([steps[0] - 0.5, steps[0] + 0.5])
+    c = run.clip_value
+    mesh = ax.pcolormesh(np.linspace(-c, c, counts.shape[1] + 1), rows, np.log10(1 + counts), cmap="viridis")
+    ax.set_xlabel("weight value", fontsize="small")
+    ax.set_ylabel("generator iteration", fontsize="small")
+    ax.set_title(f"{run.label}: histogram over iterations", fontsize="small")
+    ax.ticklabel_format(axis="x", style="sci", scilimits=(-2, 2))
+    ax.figure.colorbar(mesh, ax=ax, label="log10(1 + count)")
 
 
 # --- Writing the figures -------------------------------------------------------------------------------
@@ -521,8 +548,11 @@ def write_figure_1b(
     batch_size: int = 256,
     seed: int = 0,
     record_every: int | None = None,
+    penalty: bool = True,
 ) -> tuple[Path, dict[str, Any]]:
-    """Run Fig. 1b (each ``c`` and the penalty) and write ``figure_1b.png`` and ``figure_1b.json``."""
+    """Run Fig. 1b (each ``c``, and the penalty unless ``penalty=False``); write ``figure_1b.png`` / ``.json``."""
+    if not clip_values and not penalty:
+        raise ValueError("figure 1b needs at least one run: clip values or the penalty")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     runs = [
@@ -535,7 +565,7 @@ def write_figure_1b(
             seed=seed,
             record_every=record_every,
         )
-        for c in (*clip_values, None)
+        for c in (*clip_values, *([None] if penalty else []))
     ]
     path = out / "figure_1b.png"
     plot_figure_1b(path, runs)
