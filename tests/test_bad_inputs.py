@@ -496,11 +496,6 @@ CASES = [
         _npy("v.npy", [[1.0, 2.0]] * 300),
     ),
     Case(
-        "conditioning with the digits model (no label inputs)",
-        ["train", "--dataset", "digits", "--set", "conditioning=acgan"],
-        "conditioning=acgan needs a model with label inputs; model digits has none",
-    ),
-    Case(
         "n_classes without conditioning",
         ["train", "--set", "n_classes=10"],
         "n_classes=10 needs conditioning",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Literal
 
 import pytest
 import torch
 from torch import nn
 
+from wgangp.models.conditional import ConditionalBatchNorm
 from wgangp.models.digits import DigitsCritic, DigitsGenerator
 from wgangp.penalty import gradient_penalty
 
@@ -75,3 +77,175 @@ def test_init_is_seeded() -> None:
     torch.manual_seed(3)
     b = DigitsGenerator(16, width=8).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+# Class-conditional digits models (README "Conditional"): the labels' paths, the heads, the unconditional parts.
+
+K = 10
+
+
+def _pair(
+    norm: Literal["none", "batch"], conditioning: Literal["acgan", "projection"], n_classes: int = K
+) -> tuple[DigitsGenerator, DigitsCritic]:
+    torch.manual_seed(0)
+    g = DigitsGenerator(16, width=8, norm=norm, n_classes=n_classes)
+    d = DigitsCritic(width=8, n_classes=n_classes, conditioning=conditioning)
+    return g, d
+
+
+@pytest.mark.parametrize("norm", ["batch", "none"])
+@pytest.mark.parametrize("conditioning", ["acgan", "projection"])
+def test_conditional_shapes_and_labels_change_the_output(
+    norm: Literal["none", "batch"], conditioning: Literal["acgan", "projection"]
+) -> None:
+    g, d = _pair(norm, conditioning)
+    with torch.no_grad():  # conditional BatchNorm starts at γ = 1, β = 0: give the classes different tables
+        for m in g.modules():
+            if isinstance(m, ConditionalBatchNorm):
+                m.weight.normal_()
+                m.bias.normal_()
+    z = torch.randn(6, 16)
+    a, b = torch.zeros(6, dtype=torch.long), torch.full((6,), 7)
+    with torch.no_grad():
+        xa, xb = g(z, a), g(z, b)
+    assert xa.shape == xb.shape == (6, 1, 8, 8)
+    assert 0.0 < float(xa.abs().max()) <= 1.0
+    assert float((xa - xb).abs().max()) > 1e-3  # the class changes the image
+    # With BatchNorm the labels reach every norm (input and the three hidden layers); without, they join z.
+    conditional = [n for n, m in g.named_modules() if isinstance(m, ConditionalBatchNorm)]
+    assert conditional == (["input.1", "body.1", "body.4", "body.7"] if norm == "batch" else [])
+    assert g.input[0].in_features == 16 + (0 if norm == "batch" else K)
+    with torch.no_grad():
+        score_a, score_b = d(xa, a), d(xa, b)
+    assert score_a.shape == (6,)
+    if conditioning == "acgan":
+        assert torch.equal(score_a, score_b)  # the AC-GAN score takes no label
+        assert torch.equal(d(xa), score_a)
+        assert d.heads is not None and d.heads.classifier.in_features == 4 * 4 * 16
+    else:
+        assert float((score_a - score_b).abs().max()) > 1e-4
+        with pytest.raises(ValueError, match=r"class-conditional \(n_classes=10\); pass labels"):
+            d(xa)
+
+
+@pytest.mark.parametrize("conditioning", ["acgan", "projection"])
+def test_conditional_critic_closed_form(conditioning: Literal["acgan", "projection"]) -> None:
+    """AC-GAN logits ``W·φ(x) + b`` [N, K]; projection ``ψ(φ(x)) + E[y]·φ(x)``; one pass through the body."""
+    _, d = _pair("batch", conditioning)
+    x, y = torch.randn(5, 1, 8, 8), torch.tensor([0, 3, 9, 3, 1])
+    h = d.body(x).flatten(1)  # [5, 256]
+    base = d.output(h).squeeze(-1)
+    assert d.heads is not None
+    if conditioning == "acgan":
+        score, logits = d.score_and_logits(x)
+        assert logits.shape == (5, K)
+        assert torch.allclose(logits, h @ d.heads.classifier.weight.T + d.heads.classifier.bias, atol=1e-6)
+        assert torch.equal(d.heads.classifier.bias, torch.zeros(K))
+        assert torch.equal(score, base)
+    else:
+        assert d.heads.embed.shape == (K, 4 * 4 * 16)
+        expected = base + (d.heads.embed[y] * h).sum(1)
+        assert torch.allclose(d(x, y), expected, atol=1e-6, rtol=0)
+        with pytest.raises(ValueError, match="only an AC-GAN critic"):
+            d.score_and_logits(x)
+
+
+@pytest.mark.parametrize("conditioning", ["acgan", "projection"])
+def test_conditional_penalty_is_the_gradient_in_x_with_labels_fixed(
+    conditioning: Literal["acgan", "projection"],
+) -> None:
+    _, d = _pair("batch", conditioning)
+    real, fake = torch.randn(4, 1, 8, 8), torch.randn(4, 1, 8, 8)
+    y = torch.tensor([2, 5, 5, 8])
+    penalty, norms = gradient_penalty(
+        d, real, fake, critic_inputs=(y,), generator=torch.Generator().manual_seed(3), return_norms=True
+    )
+    eps = torch.rand((4, 1, 1, 1), generator=torch.Generator().manual_seed(3))
+    points = eps * real + (1 - eps) * fake
+    expected = []
+    for i in range(4):  # one sample at a time, its label held fixed
+        p = points[i : i + 1].clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(d(p, y[i : i + 1]).sum(), p)
+        expected.append(grad.norm())
+    expected_norms = torch.stack(expected)
+    assert torch.allclose(norms, expected_norms, atol=1e-5, rtol=0)
+    assert torch.allclose(penalty, ((expected_norms - 1) ** 2).mean(), atol=1e-5, rtol=0)
+    if conditioning == "projection":  # the label is part of the function being differentiated
+        p = points[:1].clone().requires_grad_(True)
+        (other,) = torch.autograd.grad(d(p, torch.tensor([0])).sum(), p)
+        assert abs(float(other.norm()) - float(expected_norms[0])) > 1e-4
+
+
+@pytest.mark.parametrize("norm", ["batch", "none"])
+def test_conditional_models_share_the_unconditional_draws(norm: Literal["none", "batch"]) -> None:
+    """The critic's layers and (with conditional BatchNorm) the generator's weights are the unconditional ones."""
+    torch.manual_seed(0)
+    d0 = DigitsCritic(width=8)
+    torch.manual_seed(0)
+    d1 = DigitsCritic(width=8, n_classes=K, conditioning="projection")
+    assert d1.heads is not None and d0.heads is None
+    plain = {k: v for k, v in d1.state_dict().items() if not k.startswith("heads.")}
+    assert plain.keys() == d0.state_dict().keys()
+    assert all(torch.equal(v, d0.state_dict()[k]) for k, v in plain.items())
+    torch.manual_seed(0)
+    g0 = DigitsGenerator(16, width=8, norm=norm)
+    torch.manual_seed(0)
+    g1 = DigitsGenerator(16, width=8, norm=norm, n_classes=K)
+    if norm == "none":  # the labels join z: the input layer has K more columns
+        assert (g0.input[0].in_features, g1.input[0].in_features) == (16, 16 + K)
+    else:  # same convs; γ = 1, β = 0 for every class: the plain generator's function
+        kinds = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
+        layers = [[(n, m) for n, m in g.named_modules() if isinstance(m, kinds)] for g in (g0, g1)]
+        assert len(layers[0]) == 5
+        for (n0, m0), (n1, m1) in zip(*layers, strict=True):
+            assert n0 == n1 and torch.equal(m0.weight, m1.weight) and torch.equal(m0.bias, m1.bias)
+        z = torch.randn(6, 16)
+        with torch.no_grad():
+            assert torch.allclose(g1(z, torch.arange(6)), g0(z), atol=1e-6, rtol=0)
+
+
+def test_conditional_label_checks() -> None:
+    g, d = _pair("batch", "projection")
+    with pytest.raises(ValueError, match="class-conditional"):
+        g(torch.randn(2, 16))
+    with pytest.raises(ValueError, match=r"integer class indices \[2\]"):
+        g(torch.randn(2, 16), torch.zeros(3, dtype=torch.long))
+    g0 = DigitsGenerator(16, width=8)
+    with pytest.raises(ValueError, match="unconditional"):
+        g0(torch.randn(2, 16), torch.zeros(2, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"integer class indices \[2\]"):
+        d(torch.randn(2, 1, 8, 8), torch.zeros(2))  # float labels
+    with pytest.raises(ValueError, match="n_classes must be an int"):
+        DigitsCritic(n_classes=-1)
+
+
+# Recorded with the unconditional models before they took labels (git HEAD 1d838fe), on one thread: both
+# state dicts, then G(z) and D(G(z)) for z from seed 1.
+@pytest.mark.parametrize(
+    ("g_norm", "d_norm", "expected"),
+    [
+        ("batch", "none", "3f37aa8323a047a71e9b2961745eb5f0"),
+        ("none", "layer", "ad65b9b265a96a44499f436dce54fe19"),
+    ],
+)
+def test_unconditional_models_are_bit_identical_to_before_labels(
+    g_norm: Literal["none", "batch"], d_norm: Literal["none", "layer"], expected: str
+) -> None:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(0)
+        g, d = DigitsGenerator(64, width=16, norm=g_norm), DigitsCritic(width=16, norm=d_norm)
+        digest = hashlib.sha256()
+        for m in (g, d):
+            for k, v in m.state_dict().items():
+                digest.update(k.encode())
+                digest.update(v.float().numpy().tobytes())
+        torch.manual_seed(1)
+        with torch.no_grad():
+            x = g(torch.randn(4, 64))
+            digest.update(x.numpy().tobytes())
+            digest.update(d(x).numpy().tobytes())
+    finally:
+        torch.set_num_threads(threads)
+    assert digest.hexdigest()[:32] == expected

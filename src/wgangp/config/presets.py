@@ -85,23 +85,24 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     # gan_cifar_resnet.py, gan_64x64.py). All use λ = 10, n_critic = 5 and 128-d latents.
     "digits": (
         "tuned for CPU (~5 CPU-minutes): sklearn's 8×8 digits at their own size, 3×3 convs at full resolution "
-        "(W=16), Adam 1e-3 (0.5, 0.9) decayed linearly over 3000 iterations, λ=1, generator EMA 0.995, "
-        "batch-statistics sampling",
+        "(W=32), Adam 1e-3 (0.5, 0.9) decayed linearly over 2000 iterations, n_critic 3, λ=1, generator EMA "
+        "0.995, batch-statistics sampling",
         {
             **_IMAGE_COMMON,
             "dataset": "digits",
             "model": "digits",
             "resolution": 8,
-            "conv_width": 16,
+            "conv_width": 32,
             "latent_dim": 64,
             "penalty_weight": 1.0,
+            "n_critic": 3,
             "lr_critic": 1e-3,
             "lr_generator": 1e-3,
             "lr_decay": "linear",
             "ema_decay": 0.995,
             "batch_size": 64,
-            "steps": 3000,
-            "eval_every": 100,
+            "steps": 2000,
+            "eval_every": 250,
             "plot_every": 500,
             "log_every": 50,
             "eval_samples": 1000,
@@ -109,8 +110,7 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "digits-dcgan": (
         "the digits preset before its retuning: a small DCGAN (W=32) on the 8×8 digits, Adam 1e-3 (0.5, 0.9), "
-        "λ=10, 2000 iterations, running-average sampling; the base of digits-acgan (the digits model has no "
-        "label inputs)",
+        "λ=10, 2000 iterations, running-average sampling",
         {
             **_IMAGE_COMMON,
             "dataset": "digits",
@@ -232,9 +232,9 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
 
 # Class-conditional presets (README "Conditional"): each is its unconditional preset plus the labels.
 PRESETS["digits-acgan"] = (
-    "digits-dcgan with AC-GAN conditioning (classifier head, conditional BatchNorm in G; scales 1 and 0.1): "
-    "the same as `--dataset digits --set model=dcgan --set conditioning=acgan` with digits-dcgan's values",
-    {**PRESETS["digits-dcgan"][1], "conditioning": "acgan"},
+    "the digits preset with AC-GAN conditioning (classifier head on the critic, conditional BatchNorm in G; "
+    "scales 1 and 0.1): the same as `--dataset digits --set conditioning=acgan`",
+    {**PRESETS["digits"][1], "conditioning": "acgan"},
 )
 PRESETS["cifar-resnet-acgan"] = (
     "paper Table 3 'supervised' / gan_cifar_resnet.py with CONDITIONAL and ACGAN: cifar-resnet with an "

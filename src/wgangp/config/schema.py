@@ -352,11 +352,6 @@ class TrainConfig:
                 f"conditioning={self.conditioning} needs class labels; dataset {self.dataset} has none "
                 "(digits, mnist, cifar10, folder with one sub-folder per class, vectors from a .npz with y)"
             )
-        if self.conditioning != "none" and self.model == "digits":
-            raise UserError(
-                f"conditioning={self.conditioning} needs a model with label inputs; model digits has none "
-                "(use --preset digits-acgan, or --set model=dcgan)"
-            )
         if self.standardize and self.dataset not in ("vectors", "sequences"):
             raise UserError(
                 f"standardize applies to --dataset vectors and sequences only; got dataset {self.dataset}"

@@ -147,12 +147,10 @@ def _build(
         )
         critic = DCGANCritic(norm=critic_norm, n_classes=n_classes, conditioning=conditioning, **image)
     elif config.model == "digits":
-        if n_classes:
-            raise ValueError(
-                "the digits models are unconditional (use dcgan for class-conditional 8×8 images)"
-            )
-        generator = DigitsGenerator(config.latent_dim, norm=config.generator_norm, **image)
-        critic = DigitsCritic(norm=critic_norm, **image)
+        generator = DigitsGenerator(
+            config.latent_dim, norm=config.generator_norm, n_classes=n_classes, **image
+        )
+        critic = DigitsCritic(norm=critic_norm, n_classes=n_classes, conditioning=conditioning, **image)
     else:
         variant: Literal["cifar", "pyramid"] = "cifar" if config.model == "resnet" else "pyramid"
         generator = ResNetGenerator(

@@ -12,6 +12,12 @@ Generator: ``z → Linear → [2W, 4, 4] → conv 3×3 (2W) → ConvTranspose 4�
 Critic: ``[C, 8, 8] → conv 3×3 (W) → conv 3×3 (W) → conv 4×4 stride 2 (2W) → [2W, 4, 4] → conv 3×3 (2W) →
 Linear → score``, LeakyReLU(0.2) after each conv and ``norm`` (per-sample LayerNorm or none) after all but
 the first.
+
+Class-conditional (``n_classes > 0``, :mod:`wgangp.models.conditional`, as the DCGAN and ResNet): with
+``norm="batch"`` every generator BatchNorm (the input's and the three hidden layers') becomes a
+:class:`~wgangp.models.conditional.ConditionalBatchNorm`; with ``norm="none"`` the labels enter as
+``[z, onehot(y)]``. The critic gets AC-GAN or projection heads on ``φ(x)``, its flattened last map
+``[N, 32W]``. ``n_classes=0`` builds the unconditional networks exactly (same modules, same random draws).
 """
 
 from __future__ import annotations
@@ -22,6 +28,16 @@ import torch
 from torch import Tensor, nn
 
 from wgangp.models.blocks import norm_layer
+from wgangp.models.conditional import (
+    ClassAwareCritic,
+    ConditionalBatchNorm,
+    Conditioning,
+    CriticHeads,
+    LabelSequential,
+    check_label_input,
+    check_n_classes,
+    one_hot_concat,
+)
 from wgangp.models.init import init_weights_
 
 __all__ = ["DigitsCritic", "DigitsGenerator"]
@@ -35,7 +51,7 @@ def _check(resolution: int) -> None:
 
 
 class DigitsGenerator(nn.Module):
-    """``G(z)``: ``[N, latent_dim] -> [N, channels, 8, 8]`` in (−1, 1).
+    """``G(z)``: ``[N, latent_dim] -> [N, channels, 8, 8]`` in (−1, 1); ``G(z, y)`` if conditional.
 
     >>> DigitsGenerator(16, channels=1, width=8)(torch.randn(2, 16)).shape
     torch.Size([2, 1, 8, 8])
@@ -49,35 +65,47 @@ class DigitsGenerator(nn.Module):
         resolution: int = RESOLUTION,
         width: int = 32,
         norm: Literal["none", "batch"] = "batch",
+        n_classes: int = 0,
     ) -> None:
         super().__init__()
         _check(resolution)
         self.latent_dim, self.top = latent_dim, 2 * width
+        self.n_classes = check_n_classes(n_classes)
+        self.label_norms = bool(self.n_classes) and norm == "batch"  # else labels join z (one-hot)
+        in_dim = latent_dim + (self.n_classes if self.n_classes and not self.label_norms else 0)
+        k = self.n_classes if self.label_norms else 0  # classes of the conditional BatchNorms
+        sequential = LabelSequential if self.label_norms else nn.Sequential
         features = 4 * 4 * self.top
-        self.input = nn.Sequential(
-            nn.Linear(latent_dim, features), nn.BatchNorm1d(features) if norm == "batch" else nn.Identity()
-        )
-        self.body = nn.Sequential(
+        self.input = sequential(nn.Linear(in_dim, features), _norm1d(norm, features, k))
+        self.body = sequential(
             nn.Conv2d(self.top, self.top, 3, padding=1),
-            norm_layer(norm, self.top),
+            norm_layer(norm, self.top, k),
             nn.ReLU(),
             nn.ConvTranspose2d(self.top, width, 4, stride=2, padding=1),  # [4, 4] -> [8, 8]
-            norm_layer(norm, width),
+            norm_layer(norm, width, k),
             nn.ReLU(),
             nn.Conv2d(width, width, 3, padding=1),
-            norm_layer(norm, width),
+            norm_layer(norm, width, k),
             nn.ReLU(),
         )
         self.output = nn.Conv2d(width, channels, 3, padding=1)
         init_weights_(self, glorot=[self.output])
 
-    def forward(self, z: Tensor) -> Tensor:
+    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        check_label_input(self.n_classes, labels, z.shape[0])
+        if labels is not None and self.label_norms:
+            x = torch.relu(self.input(z, labels)).view(z.shape[0], self.top, 4, 4)
+            return torch.tanh(self.output(self.body(x, labels)))
+        if labels is not None:
+            z = one_hot_concat(z, labels, self.n_classes)  # [N, latent_dim + K]
         x = torch.relu(self.input(z)).view(z.shape[0], self.top, 4, 4)  # [N, 2W, 4, 4]
         return torch.tanh(self.output(self.body(x)))  # [N, C, 8, 8]
 
 
-class DigitsCritic(nn.Module):
-    """``D(x)``: ``[N, channels, 8, 8] -> [N]``, an unbounded score; never BatchNorm.
+class DigitsCritic(ClassAwareCritic):
+    """``D(x)``: ``[N, channels, 8, 8] -> [N]``, an unbounded score; never BatchNorm; ``D(x, y)`` if conditional.
+
+    ``n_classes > 0``: the heads of ``conditioning`` on ``φ(x)``, the flattened last map ``[N, 32W]``.
 
     >>> DigitsCritic(channels=1, width=8)(torch.randn(2, 1, 8, 8)).shape
     torch.Size([2])
@@ -90,11 +118,14 @@ class DigitsCritic(nn.Module):
         resolution: int = RESOLUTION,
         width: int = 32,
         norm: Literal["none", "layer"] = "none",
+        n_classes: int = 0,
+        conditioning: Conditioning = "acgan",
     ) -> None:
         super().__init__()
         _check(resolution)
         if norm not in ("none", "layer"):
             raise ValueError(f"critic norm must be none or layer (never BatchNorm); got {norm!r}")
+        self.n_classes = check_n_classes(n_classes)
         act = 0.2
         self.body = nn.Sequential(
             nn.Conv2d(channels, width, 3, padding=1),
@@ -109,8 +140,22 @@ class DigitsCritic(nn.Module):
             norm_layer(norm, 2 * width),
             nn.LeakyReLU(act),
         )
-        self.output = nn.Linear(4 * 4 * 2 * width, 1)
+        features = 4 * 4 * 2 * width
+        self.output = nn.Linear(features, 1)
         init_weights_(self, glorot=[self.output])
+        # After init_weights_ and the unconditional layers: their random draws are as without classes.
+        self.heads = CriticHeads(features, self.n_classes, conditioning) if self.n_classes else None
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.output(self.body(x).flatten(1)).squeeze(-1)  # [N, C, 8, 8] -> [N, 32W] -> [N]
+    def features(self, x: Tensor) -> Tensor:
+        """``φ(x)``: ``[N, C, 8, 8] -> [N, 32W]``."""
+        return self.body(x).flatten(1)
+
+    def score_head(self, h: Tensor) -> Tensor:
+        """The Wasserstein head on ``φ(x)``: ``[N, 32W] -> [N]``."""
+        return self.output(h).squeeze(-1)
+
+
+def _norm1d(kind: str, features: int, n_classes: int) -> nn.Module:
+    if kind != "batch":
+        return nn.Identity()
+    return ConditionalBatchNorm(features, n_classes, dims=1) if n_classes else nn.BatchNorm1d(features)
