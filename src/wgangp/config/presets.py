@@ -85,15 +85,15 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     # gan_cifar_resnet.py, gan_64x64.py). All use λ = 10, n_critic = 5 and 128-d latents.
     "digits": (
         "tuned for CPU (~5 CPU-minutes): sklearn's 8×8 digits at their own size, 3×3 convs at full resolution "
-        "(W=32), Adam 1e-3 (0.5, 0.9) decayed linearly over 2000 iterations, n_critic 3, λ=1, generator EMA "
-        "0.995, batch-statistics sampling",
+        "(W=32), a 16-d latent, Adam 1e-3 (0.5, 0.9) decayed linearly over 2000 iterations, n_critic 3, λ=1, "
+        "generator EMA 0.995, batch-statistics sampling",
         {
             **_IMAGE_COMMON,
             "dataset": "digits",
             "model": "digits",
             "resolution": 8,
             "conv_width": 32,
-            "latent_dim": 64,
+            "latent_dim": 16,
             "penalty_weight": 1.0,
             "n_critic": 3,
             "lr_critic": 1e-3,
