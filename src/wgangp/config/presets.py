@@ -110,7 +110,8 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "digits-dcgan": (
         "the digits preset before its retuning: a small DCGAN (W=32) on the 8×8 digits, Adam 1e-3 (0.5, 0.9), "
-        "λ=10, 2000 iterations, running-average sampling",
+        "λ=10, 2000 iterations, running-average sampling; the recipe of the robustness and figure 2 studies "
+        "(kept as it is so that their study ids keep naming the same runs)",
         {
             **_IMAGE_COMMON,
             "dataset": "digits",
