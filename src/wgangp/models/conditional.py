@@ -31,12 +31,14 @@ from torch import Tensor, nn
 __all__ = [
     "CONDITIONINGS",
     "ClassAwareCritic",
+    "ClassAwareGenerator",
     "ConditionalBatchNorm",
     "Conditioning",
     "CriticHeads",
     "LabelSequential",
     "check_label_input",
     "check_n_classes",
+    "norm_1d",
     "one_hot_concat",
     "run_with_labels",
 ]
@@ -129,6 +131,49 @@ def check_n_classes(n_classes: object) -> int:
 def one_hot_concat(z: Tensor, labels: Tensor, n_classes: int) -> Tensor:
     """``[z, onehot(y)]``: ``[N, L], [N] -> [N, L + K]``; the next Linear's extra columns are the class embedding."""
     return torch.cat([z, F.one_hot(labels, n_classes).to(z.dtype)], dim=1)
+
+
+def norm_1d(kind: str, features: int, n_classes: int = 0) -> nn.Module:
+    """A generator's norm on ``[N, features]``: BatchNorm1d, its conditional version (``n_classes > 0``), or none."""
+    if kind != "batch":
+        return nn.Identity()
+    return ConditionalBatchNorm(features, n_classes, dims=1) if n_classes else nn.BatchNorm1d(features)
+
+
+class ClassAwareGenerator(nn.Module):
+    """What the DCGAN-shaped generators share about classes: ``z → input → [top, 4, 4] → body → output, tanh``.
+
+    A subclass calls :meth:`label_plumbing` first, then builds ``input`` and ``body`` with the returned
+    ``Sequential`` kind and norm classes, and ``output``. With BatchNorm the labels enter every norm
+    (conditional BatchNorm); without, they join z one-hot. ``forward(z)`` unconditional, ``forward(z, y)`` if not.
+    """
+
+    n_classes: int
+    label_norms: bool
+    top: int
+    input: nn.Module
+    body: nn.Module
+    output: nn.Module
+
+    def label_plumbing(
+        self, latent_dim: int, n_classes: int, norm: str
+    ) -> tuple[int, int, type[nn.Sequential]]:
+        """Set ``n_classes``/``label_norms``; return ``(input dim, classes of the norms, Sequential kind)``."""
+        self.n_classes = check_n_classes(n_classes)
+        self.label_norms = bool(self.n_classes) and norm == "batch"  # else labels join z (one-hot)
+        in_dim = latent_dim + (self.n_classes if self.n_classes and not self.label_norms else 0)
+        norm_classes = self.n_classes if self.label_norms else 0
+        return in_dim, norm_classes, LabelSequential if self.label_norms else nn.Sequential
+
+    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        check_label_input(self.n_classes, labels, z.shape[0])
+        if labels is not None and self.label_norms:
+            x = torch.relu(self.input(z, labels)).view(z.shape[0], self.top, 4, 4)
+            return torch.tanh(self.output(self.body(x, labels)))
+        if labels is not None:
+            z = one_hot_concat(z, labels, self.n_classes)  # [N, latent_dim + K]
+        x = torch.relu(self.input(z)).view(z.shape[0], self.top, 4, 4)  # [N, top, 4, 4]
+        return torch.tanh(self.output(self.body(x)))  # [N, C, R, R]
 
 
 class CriticHeads(nn.Module):

@@ -28,19 +28,16 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-import torch
 from torch import Tensor, nn
 
 from wgangp.models.blocks import norm_layer
 from wgangp.models.conditional import (
     ClassAwareCritic,
-    ConditionalBatchNorm,
+    ClassAwareGenerator,
     Conditioning,
     CriticHeads,
-    LabelSequential,
-    check_label_input,
     check_n_classes,
-    one_hot_concat,
+    norm_1d,
 )
 from wgangp.models.init import init_weights_
 
@@ -56,9 +53,10 @@ def dcgan_steps(resolution: int) -> int:
     return int(math.log2(resolution)) - 2
 
 
-class DCGANGenerator(nn.Module):
+class DCGANGenerator(ClassAwareGenerator):
     """``G(z)``: ``[N, latent_dim] -> [N, channels, resolution, resolution]`` in (−1, 1); ``G(z, y)`` if conditional.
 
+    >>> import torch
     >>> DCGANGenerator(128, channels=1, resolution=28, width=8)(torch.randn(2, 128)).shape
     torch.Size([2, 1, 28, 28])
     """
@@ -76,14 +74,10 @@ class DCGANGenerator(nn.Module):
         super().__init__()
         steps = dcgan_steps(resolution)
         self.latent_dim, self.resolution = latent_dim, resolution
-        self.n_classes = check_n_classes(n_classes)
-        self.label_norms = bool(self.n_classes) and norm == "batch"  # else labels join z (one-hot)
-        in_dim = latent_dim + (self.n_classes if self.n_classes and not self.label_norms else 0)
-        norm_classes = self.n_classes if self.label_norms else 0
-        sequential = LabelSequential if self.label_norms else nn.Sequential
+        in_dim, norm_classes, sequential = self.label_plumbing(latent_dim, n_classes, norm)
         self.top = width * 2 ** (steps - 1)
         self.input = sequential(
-            nn.Linear(in_dim, 4 * 4 * self.top), _norm1d(norm, 4 * 4 * self.top, norm_classes)
+            nn.Linear(in_dim, 4 * 4 * self.top), norm_1d(norm, 4 * 4 * self.top, norm_classes)
         )
         ups: list[nn.Module] = []
         c = self.top
@@ -96,22 +90,13 @@ class DCGANGenerator(nn.Module):
         self.output = _deconv(c, channels)
         init_weights_(self, glorot=[self.output])
 
-    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
-        check_label_input(self.n_classes, labels, z.shape[0])
-        if labels is not None and self.label_norms:
-            x = torch.relu(self.input(z, labels)).view(z.shape[0], self.top, 4, 4)
-            return torch.tanh(self.output(self.body(x, labels)))
-        if labels is not None:
-            z = one_hot_concat(z, labels, self.n_classes)  # [N, latent_dim + K]
-        x = torch.relu(self.input(z)).view(z.shape[0], self.top, 4, 4)  # [N, top, 4, 4]
-        return torch.tanh(self.output(self.body(x)))  # [N, C, R, R]
-
 
 class DCGANCritic(ClassAwareCritic):
     """``D(x)``: ``[N, channels, resolution, resolution] -> [N]``, an unbounded score; ``D(x, y)`` if conditional.
 
     ``n_classes > 0``: the heads of ``conditioning`` on ``φ(x)``, the flattened last map ``[N, 16·top]``.
 
+    >>> import torch
     >>> DCGANCritic(channels=1, resolution=28, width=8)(torch.randn(2, 1, 28, 28)).shape
     torch.Size([2])
     """
@@ -157,12 +142,6 @@ class DCGANCritic(ClassAwareCritic):
 def _deconv(c_in: int, c_out: int) -> nn.ConvTranspose2d:
     # tflib's Deconv2D: 5×5, stride 2, "SAME" padding, so [H, W] -> [2H, 2W].
     return nn.ConvTranspose2d(c_in, c_out, 5, stride=2, padding=2, output_padding=1)
-
-
-def _norm1d(kind: str, features: int, n_classes: int = 0) -> nn.Module:
-    if kind != "batch":
-        return nn.Identity()
-    return ConditionalBatchNorm(features, n_classes, dims=1) if n_classes else nn.BatchNorm1d(features)
 
 
 class _Crop(nn.Module):

@@ -24,19 +24,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-import torch
 from torch import Tensor, nn
 
 from wgangp.models.blocks import norm_layer
 from wgangp.models.conditional import (
     ClassAwareCritic,
-    ConditionalBatchNorm,
+    ClassAwareGenerator,
     Conditioning,
     CriticHeads,
-    LabelSequential,
-    check_label_input,
     check_n_classes,
-    one_hot_concat,
+    norm_1d,
 )
 from wgangp.models.init import init_weights_
 
@@ -50,9 +47,10 @@ def _check(resolution: int) -> None:
         raise ValueError(f"the digits models make 8×8 images; got {resolution}×{resolution}")
 
 
-class DigitsGenerator(nn.Module):
+class DigitsGenerator(ClassAwareGenerator):
     """``G(z)``: ``[N, latent_dim] -> [N, channels, 8, 8]`` in (−1, 1); ``G(z, y)`` if conditional.
 
+    >>> import torch
     >>> DigitsGenerator(16, channels=1, width=8)(torch.randn(2, 16)).shape
     torch.Size([2, 1, 8, 8])
     """
@@ -70,13 +68,9 @@ class DigitsGenerator(nn.Module):
         super().__init__()
         _check(resolution)
         self.latent_dim, self.top = latent_dim, 2 * width
-        self.n_classes = check_n_classes(n_classes)
-        self.label_norms = bool(self.n_classes) and norm == "batch"  # else labels join z (one-hot)
-        in_dim = latent_dim + (self.n_classes if self.n_classes and not self.label_norms else 0)
-        k = self.n_classes if self.label_norms else 0  # classes of the conditional BatchNorms
-        sequential = LabelSequential if self.label_norms else nn.Sequential
+        in_dim, k, sequential = self.label_plumbing(latent_dim, n_classes, norm)  # k: the norms' classes
         features = 4 * 4 * self.top
-        self.input = sequential(nn.Linear(in_dim, features), _norm1d(norm, features, k))
+        self.input = sequential(nn.Linear(in_dim, features), norm_1d(norm, features, k))
         self.body = sequential(
             nn.Conv2d(self.top, self.top, 3, padding=1),
             norm_layer(norm, self.top, k),
@@ -91,22 +85,13 @@ class DigitsGenerator(nn.Module):
         self.output = nn.Conv2d(width, channels, 3, padding=1)
         init_weights_(self, glorot=[self.output])
 
-    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
-        check_label_input(self.n_classes, labels, z.shape[0])
-        if labels is not None and self.label_norms:
-            x = torch.relu(self.input(z, labels)).view(z.shape[0], self.top, 4, 4)
-            return torch.tanh(self.output(self.body(x, labels)))
-        if labels is not None:
-            z = one_hot_concat(z, labels, self.n_classes)  # [N, latent_dim + K]
-        x = torch.relu(self.input(z)).view(z.shape[0], self.top, 4, 4)  # [N, 2W, 4, 4]
-        return torch.tanh(self.output(self.body(x)))  # [N, C, 8, 8]
-
 
 class DigitsCritic(ClassAwareCritic):
     """``D(x)``: ``[N, channels, 8, 8] -> [N]``, an unbounded score; never BatchNorm; ``D(x, y)`` if conditional.
 
     ``n_classes > 0``: the heads of ``conditioning`` on ``φ(x)``, the flattened last map ``[N, 32W]``.
 
+    >>> import torch
     >>> DigitsCritic(channels=1, width=8)(torch.randn(2, 1, 8, 8)).shape
     torch.Size([2])
     """
@@ -153,9 +138,3 @@ class DigitsCritic(ClassAwareCritic):
     def score_head(self, h: Tensor) -> Tensor:
         """The Wasserstein head on ``φ(x)``: ``[N, 32W] -> [N]``."""
         return self.output(h).squeeze(-1)
-
-
-def _norm1d(kind: str, features: int, n_classes: int) -> nn.Module:
-    if kind != "batch":
-        return nn.Identity()
-    return ConditionalBatchNorm(features, n_classes, dims=1) if n_classes else nn.BatchNorm1d(features)
