@@ -483,6 +483,37 @@ CASES = [
         ["sample", "{run}", "-n", "0", "--out", "{tmp}/s.npy"],
         "-n: must be a positive",
     ),
+    # InfoGAN's categorical code (README "Conditional", latent_codes).
+    Case(
+        "latent code of one category",
+        ["train", "--set", "latent_codes=1"],
+        "latent_codes must be 0 (off) or at least 2",
+    ),
+    Case(
+        "latent code longer than z",
+        ["train", "--dataset", "digits", "--set", "latent_codes=40"],
+        "latent_codes=40 takes the code from z's first K entries; it must be at most latent_dim=16",
+    ),
+    Case(
+        "latent code with labels",
+        ["train", "--dataset", "digits", "--set", "latent_codes=10", "--set", "conditioning=acgan"],
+        "latent_codes is the unsupervised code; with conditioning=acgan the labels are the classes",
+    ),
+    Case(
+        "latent code on a model without class inputs",
+        ["train", "--dataset", "text", "--set", "latent_codes=4"],
+        "latent_codes needs a model with class inputs",
+    ),
+    Case(
+        "sample --code on a run without a code",
+        ["sample", "{run}", "-n", "2", "--code", "1", "--out", "{tmp}/s.npy"],
+        "--code needs a run trained with latent_codes",
+    ),
+    Case(
+        "sample --code with a negative code",
+        ["sample", "{run}", "-n", "2", "--code", "-1", "--out", "{tmp}/s.npy"],
+        "must be a class index >= 0 or 'all'",
+    ),
     # Class-conditional runs (README "Conditional").
     Case(
         "conditioning on a dataset without labels",

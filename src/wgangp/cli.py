@@ -218,6 +218,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="conditional runs: samples of class K, or 'all': N of every class (a PNG grid has one row per "
         "class); default: labels drawn uniformly",
     )
+    sample.add_argument(
+        "--code",
+        type=_class_choice,
+        metavar="K|all",
+        help="runs with latent_codes: samples of latent code K, or 'all': N of every code (a PNG grid has "
+        "one row per code, one z per column); default: z as drawn",
+    )
     sample.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
     _add_compare_parsers(commands)
@@ -572,12 +579,21 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     trainer = load_run(args.run_dir, device=args.device)
     _check_sample_format(trainer.config.dataset, out)
     check_sample_output(trainer, args.n, out)
-    if args.class_ is None and not trainer.conditional and trainer.codec is None:
+    plain = args.class_ is None and args.code is None
+    if plain and not trainer.conditional and trainer.codec is None:
         # Unconditional images, toy points, vectors: streamed in bounded memory (wgangp.run.samples).
         write_samples(trainer, args.n, out, seed=args.seed)
         print(f"wrote {args.n} samples to {out}")
         return 0
-    samples, labels, columns = _draw_samples(trainer, args.n, args.seed, args.class_)
+    if args.code is not None:
+        if args.class_ is not None:
+            raise UserError("--class and --code: choose one (--class for labels, --code for latent codes)")
+        labels: Tensor | None
+        samples, labels, columns = _coded_samples(trainer, args.n, args.seed, args.code)
+        label_key, groups = "codes", trainer.config.latent_codes
+    else:
+        samples, labels, columns = _draw_samples(trainer, args.n, args.seed, args.class_)
+        label_key, groups = "labels", trainer.n_classes
     samples = trainer.to_data_units(samples)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -594,7 +610,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
             if samples.ndim == 4:
                 arrays["images"] = to_uint8(samples)  # [N, H, W, C] uint8
             if labels is not None:
-                arrays["labels"] = labels.numpy()  # [N] int64: the class each sample was made for
+                arrays[label_key] = labels.numpy()  # [N] int64: the class (or code) of each sample
             np.savez(out, **arrays)
         elif samples.ndim == 4:
             from wgangp.pictures.grid import save_grid
@@ -606,7 +622,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
             plot_toy(out, None, samples, trainer.critic, title=f"{args.n} samples, step {trainer.step}")
     except OSError as err:
         raise UserError(f"cannot write {out}: {err.strerror or err}") from None
-    what = f"{args.n} samples" if args.class_ != "all" else f"{trainer.n_classes} × {args.n} samples"
+    what = f"{groups} × {args.n} samples" if "all" in (args.class_, args.code) else f"{args.n} samples"
     print(f"wrote {what} to {out}")
     return 0
 
@@ -674,6 +690,29 @@ def _draw_samples(
         return trainer.sample(n, seed=seed, labels=labels).cpu(), labels, None
     samples, drawn = trainer.sample_labelled(n, seed=seed)
     return samples.cpu(), None if drawn is None else drawn.cpu(), None
+
+
+def _coded_samples(
+    trainer: Trainer, n: int, seed: int, chosen: int | str
+) -> tuple[Tensor, Tensor, int | None]:
+    """``wgangp sample --code``: ``(samples, codes, grid columns or None)`` of a ``latent_codes`` run."""
+    import torch
+
+    from wgangp.evaluation.images import code_rows
+    from wgangp.models.coded import with_code
+
+    k = trainer.config.latent_codes
+    if not k:
+        raise UserError("--code needs a run trained with latent_codes (InfoGAN's code); this run has none")
+    if chosen == "all":
+        samples, columns = code_rows(trainer, n, seed=seed)
+        return samples, torch.arange(k).repeat_interleave(n), columns
+    assert isinstance(chosen, int)
+    if chosen >= k:
+        raise UserError(f"--code {chosen} is out of range: this run has {k} codes (0..{k - 1})")
+    codes = torch.full((n,), chosen, dtype=torch.int64)
+    z = torch.randn(n, trainer.config.latent_dim, generator=torch.Generator().manual_seed(seed))
+    return trainer.sample_from(with_code(z, codes, k)).cpu(), codes, None
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:

@@ -21,8 +21,9 @@ from wgangp.data import ArraySampler, DataCodec, FeatureScaling, build_sampler, 
 from wgangp.distributed import Shard, broadcast_parameters, process_device
 from wgangp.errors import UserError
 from wgangp.losses import PENALISED_LOSSES
-from wgangp.models import build_conditional_models
+from wgangp.models import build_coded_models, build_conditional_models
 from wgangp.models import build_models as _build_models
+from wgangp.models.coded import latent_code
 from wgangp.models.global_bn import local_batch_statistics, to_global_batchnorm
 from wgangp.models.sampling import generate
 from wgangp.penalty import check_critic, gradient_norms
@@ -56,6 +57,8 @@ def build_models(
     ``n_classes``: K of a conditional run (``config.conditioning``): ``generator(z, y)``, ``critic(x, y)``.
     """
     shape = data_shape(config, codec)
+    if config.latent_codes:
+        return build_coded_models(config, shape)
     if config.conditioning == "none":
         return _build_models(config, shape)
     return build_conditional_models(config, shape, n_classes, conditioning=config.conditioning)
@@ -336,10 +339,20 @@ class Trainer:
         self, n: int, *, seed: int, labels: Tensor | None = None, ema: bool = True
     ) -> tuple[Tensor, Tensor | None]:
         """:meth:`sample` and the labels the samples were made for (``None`` for an unconditional run)."""
-        probe = torch.Generator(device=self.device).manual_seed(seed)
-        z = torch.randn(n, self.config.latent_dim, generator=probe, device=self.device)
+        z, probe = self._seeded_latents(n, seed)
         given = self._labels(n, labels, probe)
         return self.sample_from(z, given[0] if given else None, ema=ema), (given[0] if given else None)
+
+    def _seeded_latents(self, n: int, seed: int) -> tuple[Tensor, torch.Generator]:
+        """The ``n`` latents :meth:`sample` draws for ``seed``, and the stream it goes on to draw labels from."""
+        probe = torch.Generator(device=self.device).manual_seed(seed)
+        return torch.randn(n, self.config.latent_dim, generator=probe, device=self.device), probe
+
+    def sample_codes(self, n: int, *, seed: int) -> Tensor:
+        """The codes ``c(z)`` (``latent_codes``) of the samples :meth:`sample` makes for ``(n, seed)``: ``[n]``."""
+        if not self.config.latent_codes:
+            raise ValueError("this run has no latent code (latent_codes=0)")
+        return latent_code(self._seeded_latents(n, seed)[0], self.config.latent_codes).cpu()
 
     @torch.no_grad()
     def sample_from(self, z: Tensor, labels: Tensor | None = None, *, ema: bool = True) -> Tensor:

@@ -116,6 +116,10 @@ def resolve_config(
 ) -> TrainConfig:
     """Layer defaults → ``base`` → preset → loss recipe → config file → ``overrides`` → ``--set``.
 
+    A preset's unsupervised code gives way: when ``latent_codes`` was not chosen in the file, ``overrides``
+    or ``--set`` and cannot go with what was (class labels, a model without class inputs, a shorter
+    latent), it is 0.
+
     ``base`` is a saved run's config (``--resume``): it replaces the defaults, and ``preset=None`` then
     leaves it as it is unless a layer above changes a key.
     """
@@ -128,10 +132,27 @@ def resolve_config(
         if loss not in LOSS_RECIPES:
             raise UserError(f"--loss must be one of {', '.join(LOSS_RECIPES)}; got {loss!r}")
         values |= LOSS_RECIPES[loss]
-    if config_file is not None:
-        values |= load_config_file(config_file)
-    values |= dict(overrides or {})
+    chosen: dict[str, Any] = dict(load_config_file(config_file)) if config_file is not None else {}
+    chosen |= dict(overrides or {})
     for item in sets:
         key, value = parse_set(item)
-        values[key] = value
+        chosen[key] = value
+    values |= chosen
+    if "latent_codes" not in chosen and not _code_fits(values):
+        # A preset's unsupervised code (digits) gives way to a choice it cannot go with: labels
+        # (--set conditioning=acgan), a model without class inputs, a latent shorter than the code.
+        values["latent_codes"] = 0
     return config_from_dict(values)
+
+
+def _code_fits(values: Mapping[str, Any]) -> bool:
+    """Whether ``values``' ``latent_codes`` can run as it is (the rules of ``TrainConfig._check_codes``)."""
+    codes = values.get("latent_codes", 0)
+    if not isinstance(codes, int) or not codes:
+        return True  # nothing to drop (and a bad value is the schema's to report)
+    latent = values.get("latent_dim")
+    return (
+        values.get("conditioning", "none") == "none"
+        and values.get("model") not in ("resnet1d", "factored")
+        and not (isinstance(latent, int) and latent < codes)
+    )

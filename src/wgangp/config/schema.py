@@ -260,6 +260,22 @@ class TrainConfig:
         low=0.0,
     )
 
+    # An unsupervised categorical code (InfoGAN's, Chen et al. 2016): classes without labels.
+    latent_codes: int = _f(
+        0,
+        "K: a uniform categorical code c = argmax of z's first K entries, fed to the generator like a class "
+        "label (conditional BatchNorm, or one-hot beside z), with a K-way head Q(c | x) on the critic that "
+        "critic and generator train to recover c (InfoGAN's categorical code, Chen et al. 2016; needs no "
+        "labels; paper: off); 0 = off",
+        low=0,
+    )
+    info_scale: float = _f(
+        1.0,
+        "λ_I: weight of CE(Q(G(z)), c), the code's cross-entropy, in the critic's and the generator's loss "
+        "(InfoGAN: 1); 0 = the code without the head (a mixture latent)",
+        low=0.0,
+    )
+
     # Score-map critics and user data (issue 12).
     penalty_score_map: ScoreMap = _f(
         "sum",
@@ -352,6 +368,7 @@ class TrainConfig:
                 f"conditioning={self.conditioning} needs class labels; dataset {self.dataset} has none "
                 "(digits, mnist, cifar10, folder with one sub-folder per class, vectors from a .npz with y)"
             )
+        self._check_codes()
         if self.standardize and self.dataset not in ("vectors", "sequences"):
             raise UserError(
                 f"standardize applies to --dataset vectors and sequences only; got dataset {self.dataset}"
@@ -364,6 +381,28 @@ class TrainConfig:
         if self.monitor_samples and not self.monitor_holdout:
             raise UserError("monitor_samples needs the monitor on: set monitor_holdout to 2 or more samples")
         self._check_architecture()
+
+    def _check_codes(self) -> None:
+        """``latent_codes``: a K of 2 or more, within z, unconditional, on a model with class plumbing."""
+        if not self.latent_codes:
+            return
+        if self.latent_codes < 2:
+            raise UserError(f"latent_codes must be 0 (off) or at least 2 categories; got {self.latent_codes}")
+        if self.latent_codes > self.latent_dim:
+            raise UserError(
+                f"latent_codes={self.latent_codes} takes the code from z's first K entries; it must be at "
+                f"most latent_dim={self.latent_dim}"
+            )
+        if self.conditioning != "none":
+            raise UserError(
+                f"latent_codes is the unsupervised code; with conditioning={self.conditioning} the labels "
+                "are the classes (set latent_codes=0, or conditioning=none)"
+            )
+        if self.model in ("resnet1d", "factored"):
+            raise UserError(
+                f"latent_codes needs a model with class inputs (mlp, dcgan, digits, resnet, resnet-pyramid); "
+                f"model {self.model} has none"
+            )
 
     def _check_architecture(self) -> None:
         """The factors' cross-field rules: a BatchNorm critic, and factors of model factored only."""

@@ -95,7 +95,8 @@ class ImageKind(DataKind):
             from wgangp.metrics.images import classifier_metrics, conditional_metrics
 
             if labels is None:
-                out |= classifier_metrics(self.config, cache_dir=run_dir, reference_samples=n)(fake)
+                plain = classifier_metrics(self.config, cache_dir=run_dir, reference_samples=n)
+                out |= plain(fake) | _code_purity(plain, trainer, fake, request.seed)
             else:
                 scorer = conditional_metrics(
                     self.config, cache_dir=run_dir, reference_samples=n, n_classes=trainer.n_classes
@@ -168,8 +169,32 @@ class LabelledImageKind(ImageKind):
         # The classifier score exp E KL(p(y|x) ‖ p(y)) over all samples at once (one split: with a
         # thousand samples, ten splits would estimate each p(y) from too few).
         score, _ = classifier_score(self.scorer, images, splits=1)
-        metrics = self.scorer(images) | {"score": score}
+        metrics = (
+            self.scorer(images) | {"score": score} | _code_purity(self.scorer, trainer, images, self.seed)
+        )
         return metrics if labels is None else metrics | self.conditional_scorer(images, labels)
+
+
+def _code_purity(scorer: ClassifierMetrics, trainer: Trainer, images: Tensor, seed: int) -> dict[str, float]:
+    """``code_purity`` and ``code_classes`` of a ``latent_codes`` run's samples (``{}`` for other runs)."""
+    if not trainer.config.latent_codes:
+        return {}
+    from wgangp.metrics.conditional import code_purity
+
+    _, probs = scorer.embed(images)
+    return code_purity(probs.argmax(1), trainer.sample_codes(images.shape[0], seed=seed))
+
+
+def code_rows(trainer: Trainer, columns: int, *, seed: int = GRID_SEED) -> tuple[Tensor, int]:
+    """``columns`` samples of every latent code (``latent_codes`` runs), code by code, as :func:`class_rows`:
+    ``[K·columns, ...]`` on the CPU, one z per column with its first K entries permuted to each code."""
+    from wgangp.models.coded import with_code
+
+    k = trainer.config.latent_codes
+    probe = torch.Generator(device="cpu").manual_seed(seed)
+    z = torch.randn(columns, trainer.config.latent_dim, generator=probe).repeat(k, 1)  # [K·columns, latent]
+    codes = torch.arange(k).repeat_interleave(columns)  # [K·columns]
+    return trainer.sample_from(with_code(z, codes, k)).cpu(), columns
 
 
 def class_rows(trainer: Trainer, columns: int, *, seed: int = GRID_SEED) -> tuple[Tensor, int]:

@@ -49,11 +49,16 @@ def figure5_configs(
 ) -> dict[str, TrainConfig]:
     """The runs of Figure 5: ``"5a"`` (the digits preset, all data) and ``"5b-<loss>"`` per 5b loss.
 
-    ``overrides`` go on top of every run (smaller networks in tests).
+    Without the preset's latent code: the figure is about the critic's own loss, which InfoGAN's
+    cross-entropy term would join. ``overrides`` go on top of every run (smaller networks in tests).
     """
-    common = {"steps": steps, "eval_every": eval_every, "seed": seed, "plot_every": 10**9} | dict(
-        overrides or {}
-    )
+    common = {
+        "steps": steps,
+        "eval_every": eval_every,
+        "seed": seed,
+        "plot_every": 10**9,
+        "latent_codes": 0,
+    } | dict(overrides or {})
     common.setdefault("log_every", min(eval_every, 50))
     common.setdefault("checkpoint_every", steps)
     configs = {"5a": resolve_config("digits", overrides=common)}

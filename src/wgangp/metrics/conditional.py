@@ -18,7 +18,7 @@ from torch import Tensor
 from wgangp.metrics.classifier import ClassifierMetrics
 from wgangp.metrics.features import frechet_distance
 
-__all__ = ["ConditionalMetrics", "class_consistency", "per_class_frechet"]
+__all__ = ["ConditionalMetrics", "class_consistency", "code_purity", "per_class_frechet"]
 
 
 def class_consistency(predicted: Tensor, labels: Tensor, n_classes: int) -> tuple[Tensor, float]:
@@ -36,6 +36,30 @@ def class_consistency(predicted: Tensor, labels: Tensor, n_classes: int) -> tupl
     per_class = torch.where(counts > 0, hits / counts.clamp(min=1), torch.full_like(counts, float("nan")))
     present = counts > 0
     return per_class, float(per_class[present].mean()) if bool(present.any()) else float("nan")
+
+
+def code_purity(predicted: Tensor, codes: Tensor) -> dict[str, float]:
+    """How an unsupervised code lines up with the classifier's classes (``latent_codes`` runs).
+
+    ``code_purity = Σ_c max_y n(c, y) / N``: the share of samples in their code's majority class (1 when
+    each code makes one class; about the largest class's share when the codes ignore the classes);
+    ``code_classes``: how many distinct classes are some code's majority (K codes that found K classes).
+    ``predicted``, ``codes``: int64 ``[N]``. Example: codes ``[0, 0, 1, 1]``, classes ``[3, 3, 3, 5]``
+    give purity 0.75 and 1 class (both codes' majority is 3).
+    """
+    if predicted.shape != codes.shape or predicted.ndim != 1 or predicted.numel() == 0:
+        raise ValueError(
+            f"predicted and codes must both be [N], N ≥ 1; got {tuple(predicted.shape)}, {tuple(codes.shape)}"
+        )
+    predicted, codes = predicted.cpu(), codes.cpu()
+    k, y = int(codes.max()) + 1, int(predicted.max()) + 1
+    table = torch.bincount(codes * y + predicted, minlength=k * y).view(k, y)  # [codes, classes]
+    used = table.sum(1) > 0
+    majority = table.argmax(1)[used]
+    return {
+        "code_purity": float(table.max(1).values.sum()) / predicted.numel(),
+        "code_classes": float(torch.unique(majority).numel()),
+    }
 
 
 def per_class_frechet(

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from torch import nn
 
+from wgangp.models.coded import CodedGenerator
 from wgangp.models.conditional import CONDITIONINGS, ConditionalBatchNorm, Conditioning
 from wgangp.models.dcgan import DCGANCritic, DCGANGenerator
 from wgangp.models.digits import DigitsCritic, DigitsGenerator
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CONDITIONINGS",
     "MODELS",
+    "CodedGenerator",
     "ConditionalBatchNorm",
     "Conditioning",
     "DCGANCritic",
@@ -34,6 +36,7 @@ __all__ = [
     "ResNetCritic",
     "ResNetGenerator",
     "architecture_of",
+    "build_coded_models",
     "build_conditional_models",
     "build_models",
 ]
@@ -82,6 +85,19 @@ def build_conditional_models(
             return _build(config, data_shape, n_classes, conditioning)
         except ValueError as err:
             raise UserError(f"model {config.model}: {err}") from None
+
+
+def build_coded_models(config: TrainConfig, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    """``latent_codes = K`` (:mod:`wgangp.models.coded`): ``G(z)`` a K-class generator fed ``c(z)``, and a
+    critic with the AC-GAN classifier head as InfoGAN's ``Q(c | x)``; with ``info_scale = 0`` (no head)
+    :func:`build_models`' critic. The same seeding as :func:`build_conditional_models`.
+    """
+    generator, critic = build_conditional_models(
+        config, data_shape, config.latent_codes, conditioning="acgan"
+    )
+    if not config.info_scale:
+        critic = build_models(config, data_shape)[1]
+    return CodedGenerator(generator, config.latent_codes), critic
 
 
 def architecture_of(config: TrainConfig) -> Architecture:

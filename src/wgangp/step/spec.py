@@ -42,10 +42,17 @@ class StepSpec:
     n_classes: int  # K of a conditional run (resolved from the data when the config says 0); 0 otherwise
     acgan_scale: float
     acgan_scale_g: float
+    latent_codes: int  # K of InfoGAN's categorical code c(z) (``wgangp.models.coded``); 0 = off
+    info_scale: float  # λ_I of CE(Q(G(z)), c(z)) in both losses
 
     @property
     def conditional(self) -> bool:
         return self.conditioning != "none"
+
+    @property
+    def info(self) -> bool:
+        """Whether both losses carry InfoGAN's code term ``λ_I · CE(Q(G(z)), c(z))``."""
+        return self.latent_codes > 0 and self.info_scale > 0
 
     # A BatchNorm critic (critic_norm=batch, penalty-free losses only) scores real and fake in two forwards,
     # as the official code, so each batch is normalised with its own statistics.
@@ -86,5 +93,7 @@ class StepSpec:
             else 0,
             acgan_scale=config.acgan_scale,
             acgan_scale_g=config.acgan_scale_g,
+            latent_codes=config.latent_codes,
+            info_scale=config.info_scale,
             separate_critic_forwards=config.critic_norm == "batch",
         )

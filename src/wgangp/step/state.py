@@ -16,9 +16,11 @@ __all__ = ["NOISE_SEED_OFFSET", "Objective", "TrainState"]
 
 NOISE_SEED_OFFSET = 1  # the noise stream (z and the penalty's ε) is seeded with config.seed + 1
 
-# (critic, real, fake, points x̂, penalty weight, labels or None) -> (total loss, the critic step's stats)
+# (critic, real, fake, points x̂, penalty weight, labels or None, latent codes or None)
+#   -> (total loss, the critic step's stats)
 Objective = Callable[
-    [nn.Module, Tensor, Tensor, Tensor, float, Tensor | None], tuple[Tensor, dict[str, Tensor]]
+    [nn.Module, Tensor, Tensor, Tensor, float, Tensor | None, Tensor | None],
+    tuple[Tensor, dict[str, Tensor]],
 ]
 
 

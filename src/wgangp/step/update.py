@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from wgangp.distributed import Shard, all_reduce_gradients
 from wgangp.losses import class_cross_entropy, clip_weights_, critic_loss, generator_loss
+from wgangp.models.coded import latent_code
 from wgangp.penalty import gradient_penalty, penalised_count, penalty_from_gradients
 from wgangp.step.amp import autocast, mixed_precision_penalty, penalty_points
 from wgangp.step.lazy import lazy_penalty_weight
@@ -74,19 +75,26 @@ def _accuracy(logits: Tensor, labels: Tensor) -> Tensor:
 
 
 def critic_scores_and_loss(
-    critic: nn.Module, spec: StepSpec, real: Tensor, fake: Tensor, labels: Tensor | None
+    critic: nn.Module,
+    spec: StepSpec,
+    real: Tensor,
+    fake: Tensor,
+    labels: Tensor | None,
+    codes: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, dict[str, Tensor]]:
     """The critic's loss without the penalty, from one forward of ``[real; fake]`` (``[2n, ...]``).
 
     Returns ``(loss, real_scores [n], fake_scores [n], class stats)``. AC-GAN adds
     ``acgan_scale · CE(C(x), y)`` on the real half's logits (Odena et al. 2017; gan_cifar_resnet.py) and
     reports the classifier's accuracy on both halves; a projection critic scores ``D(x, y)`` with the
-    fakes' labels equal to the reals' (the fakes were made for them). Call under the step's autocast.
+    fakes' labels equal to the reals' (the fakes were made for them). ``codes [n]``: the fakes' latent
+    codes ``c(z)`` (``spec.info``): InfoGAN's ``info_scale · CE(Q(x̃), c)`` on the fake half's logits, with
+    Q's accuracy. Call under the step's autocast.
     """
     both = torch.cat([real, fake])
     n = real.shape[0]
-    if spec.conditioning == "acgan":
-        assert labels is not None
+    if spec.conditioning == "acgan" or spec.info:
+        assert labels is not None or spec.info
         scores, logits = _scores_and_logits(critic, both)  # [2n], [2n, K]
     elif spec.separate_critic_forwards:
         # A BatchNorm critic (penalty-free losses only) normalises each half with its own statistics, as the
@@ -108,6 +116,12 @@ def critic_scores_and_loss(
             "class_accuracy_real": _accuracy(real_logits.detach(), labels),
             "class_accuracy_fake": _accuracy(fake_logits.detach(), labels),
         }
+    if spec.info:
+        assert codes is not None
+        fake_logits = logits[n:]
+        info_loss = class_cross_entropy(fake_logits, codes)
+        loss = loss + spec.info_scale * info_loss
+        stats = {"info_loss": info_loss.detach(), "info_accuracy": _accuracy(fake_logits.detach(), codes)}
     return loss, real_scores, fake_scores, stats
 
 
@@ -182,10 +196,18 @@ def compiled_objective(spec: StepSpec) -> Objective:
     torch._dynamo.config.trace_autograd_ops = True
 
     def objective(
-        critic: nn.Module, real: Tensor, fake: Tensor, points: Tensor, weight: float, labels: Tensor | None
+        critic: nn.Module,
+        real: Tensor,
+        fake: Tensor,
+        points: Tensor,
+        weight: float,
+        labels: Tensor | None,
+        codes: Tensor | None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
         with autocast(spec.precision, real.device, cache_enabled=spec.autocast_cache):
-            loss, real_scores, fake_scores, stats = critic_scores_and_loss(critic, spec, real, fake, labels)
+            loss, real_scores, fake_scores, stats = critic_scores_and_loss(
+                critic, spec, real, fake, labels, codes
+            )
             point_scores = critic(points, *_given(None if labels is None else labels[: points.shape[0]]))
         (grads,) = torch.autograd.grad(point_scores.float().sum(), points, create_graph=True)
         terms, norms = penalty_from_gradients(grads, kind=spec.penalty_kind, target=spec.penalty_target)
@@ -204,7 +226,13 @@ def compiled_objective(spec: StepSpec) -> Objective:
 
 
 def _compiled_critic_loss(
-    state: TrainState, spec: StepSpec, real: Tensor, fake: Tensor, batch: int, labels: Tensor | None
+    state: TrainState,
+    spec: StepSpec,
+    real: Tensor,
+    fake: Tensor,
+    batch: int,
+    labels: Tensor | None,
+    codes: Tensor | None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     if state.compiled is None:
         state.compiled = compiled_objective(spec)
@@ -212,7 +240,7 @@ def _compiled_critic_loss(
     rows = spec.shard.rows(batch)
     points = penalty_points(real[:k], fake[:k], spec.penalty_at, state.noise, 0.5, rows).requires_grad_(True)
     weight = lazy_penalty_weight(spec.penalty_weight, spec.penalty_every)
-    return state.compiled(state.critic, real, fake, points, weight, labels)
+    return state.compiled(state.critic, real, fake, points, weight, labels, codes)
 
 
 def critic_update(
@@ -237,13 +265,14 @@ def critic_update(
     with torch.no_grad(), autocast(spec.precision, device, cache_enabled=spec.autocast_cache):
         z = _latents(spec, batch, device, state.noise)
         fake = state.generator(z, *_given(labels)).float()  # [B, ...]
+    codes = latent_code(z, spec.latent_codes) if spec.info else None  # [n_r]: InfoGAN's c(z)
     if spec.compile and spec.loss == "wgan-gp" and penalise and spec.penalty_score_map == "sum":
-        total, stats = _compiled_critic_loss(state, spec, real, fake, batch, labels)
+        total, stats = _compiled_critic_loss(state, spec, real, fake, batch, labels, codes)
         applied = _apply(total, state.critic_opt, state.critic_scaler, spec.shard, batch, guard)
         return stats if applied else {}
     with autocast(spec.precision, device, cache_enabled=spec.autocast_cache):
         loss, real_scores, fake_scores, class_stats = critic_scores_and_loss(
-            state.critic, spec, real, fake, labels
+            state.critic, spec, real, fake, labels, codes
         )
     stats = {
         "critic_loss": loss.detach(),
@@ -269,7 +298,8 @@ def generator_update(
 
     Returns ``{"generator_loss": ...}``, or ``{}`` when ``guard`` dropped the update. A conditional run
     draws the labels uniformly (after z, from the noise stream); AC-GAN adds ``acgan_scale_g · CE(C(x̃), ỹ)``
-    (reported as ``generator_class_loss``).
+    (reported as ``generator_class_loss``); InfoGAN's code (``spec.info``) ``info_scale · CE(Q(x̃), c(z))``
+    (``generator_info_loss``).
     """
     state.critic.requires_grad_(False)
     z = _latents(spec, batch_size, device, state.noise)
@@ -277,8 +307,7 @@ def generator_update(
     stats: dict[str, Tensor] = {}
     with autocast(spec.precision, device, cache_enabled=spec.autocast_cache):
         fake = state.generator(z, *_given(labels))
-        if spec.conditioning == "acgan":
-            assert labels is not None
+        if spec.conditioning == "acgan" or spec.info:
             scores, logits = _scores_and_logits(state.critic, fake)  # [B], [B, K]
         else:
             scores = state.critic(fake, *_given(labels))  # [B]
@@ -288,6 +317,10 @@ def generator_update(
         class_loss = class_cross_entropy(logits, labels)
         loss = loss + spec.acgan_scale_g * class_loss
         stats["generator_class_loss"] = class_loss.detach()
+    if spec.info:
+        info_loss = class_cross_entropy(logits, latent_code(z, spec.latent_codes))
+        loss = loss + spec.info_scale * info_loss
+        stats["generator_info_loss"] = info_loss.detach()
     applied = _apply(loss, state.generator_opt, state.generator_scaler, spec.shard, batch_size, guard)
     state.critic.requires_grad_(True)
     return {"generator_loss": loss.detach(), **stats} if applied else {}
