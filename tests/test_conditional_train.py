@@ -17,6 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
+from step_util import sgd_state
 from torchrun_util import QUIET, assert_same_training, checkpoint_state, torchrun
 from wgangp.cli import main
 from wgangp.config import resolve_config
@@ -29,9 +30,8 @@ from wgangp.run.checkpoint import load_checkpoint
 from wgangp.run.rundir import load_run
 from wgangp.step.lazy import penalty_schedule
 from wgangp.step.spec import StepSpec
-from wgangp.step.state import TrainState
 from wgangp.step.update import critic_update, generator_update, iteration
-from wgangp.trainer import Trainer, build_models
+from wgangp.trainer import Trainer
 
 K = 10  # classes of the labelled vectors
 CONDITIONINGS = ["acgan", "projection"]
@@ -80,14 +80,7 @@ def _config(vectors: Path, conditioning: str = "acgan", **overrides):
 
 
 def _sgd_state(config, n_classes=K, lr=1e-2):
-    generator, critic = build_models(config, n_classes=n_classes)
-    return TrainState(
-        generator,
-        critic,
-        torch.optim.SGD(generator.parameters(), lr=lr),
-        torch.optim.SGD(critic.parameters(), lr=lr),
-        torch.Generator().manual_seed(config.seed + 1),
-    )
+    return sgd_state(config, n_classes=n_classes, lr=lr)
 
 
 def _batch(config, seed=3):

@@ -14,7 +14,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from torchrun_util import QUIET, assert_same_training, checkpoint_state, torchrun
+from step_util import sgd_state
+from torchrun_util import QUIET, SMALL, assert_same_training, checkpoint_state, torchrun
 from wgangp.cli import main
 from wgangp.config import resolve_config
 from wgangp.models import CodedGenerator
@@ -23,24 +24,15 @@ from wgangp.penalty import gradient_penalty
 from wgangp.run.log import read_metrics
 from wgangp.run.rundir import load_run
 from wgangp.step.spec import StepSpec
-from wgangp.step.state import TrainState
 from wgangp.step.update import critic_update, generator_update
 from wgangp.trainer import build_models
 
 K = 4  # clusters of the data, and categories of the code
-RUN = {
+RUN = {key: value for key, value in SMALL.items() if key != "dist_timeout"} | {
     "width": 32,
-    "depth": 2,
     "latent_dim": 8,
     "latent_codes": K,
     "batch_size": 32,
-    "eval_samples": 64,
-    "log_every": 1,
-    "eval_every": 10**6,
-    "plot_every": 10**6,
-    "checkpoint_every": 2,
-    "keep_checkpoints": 10,
-    "lr_decay": "none",
     "penalty_weight": 10.0,
 }
 
@@ -68,14 +60,7 @@ def _config(clusters: Path, **overrides):
 
 
 def _sgd_state(config, lr=1e-2):
-    generator, critic = build_models(config)
-    return TrainState(
-        generator,
-        critic,
-        torch.optim.SGD(generator.parameters(), lr=lr),
-        torch.optim.SGD(critic.parameters(), lr=lr),
-        torch.Generator().manual_seed(config.seed + 1),
-    )
+    return sgd_state(config, lr=lr)
 
 
 # --- the code and the coded generator -----------------------------------------------------------------
@@ -263,16 +248,23 @@ def test_code_purity_counts_each_codes_majority_class():
         code_purity(torch.tensor([1, 2]), torch.tensor([1]))
 
 
-def test_a_coded_digits_run_reports_how_its_codes_match_the_classes(tmp_path, capsys):
-    # In-run evaluation and `wgangp eval` both add code_purity / code_classes; the purity is recomputed here
-    # from the same fixed latents and the same classifier.
-    import json
-
-    out = tmp_path / "digits"
+@pytest.fixture(scope="module")
+def tiny_digits(tmp_path_factory) -> Path:
+    """The digits preset (with its 10-way code) at W=8 for 4 iterations, evaluated at the end."""
+    out = tmp_path_factory.mktemp("coded") / "digits"
     sets = {"steps": 4, "conv_width": 8, "eval_samples": 200, "eval_every": 4, "checkpoint_every": 4}
     args = [arg for key, value in sets.items() for arg in ("--set", f"{key}={value}")]
     argv = ["train", "--dataset", "digits", "--out", str(out), *args, "--no-progress", "--no-tensorboard"]
     assert main([*argv, "--device", "cpu"]) == 0
+    return out
+
+
+def test_a_coded_digits_run_reports_how_its_codes_match_the_classes(tiny_digits, capsys):
+    # In-run evaluation and `wgangp eval` both add code_purity / code_classes; the purity is recomputed here
+    # from the same fixed latents and the same classifier.
+    import json
+
+    out = tiny_digits
     last = [r for r in read_metrics(out) if "code_purity" in r][-1]
     assert 0.0 < last["code_purity"] <= 1.0 and 1 <= last["code_classes"] <= 10
     capsys.readouterr()
@@ -310,12 +302,8 @@ def test_with_code_sets_the_code_and_keeps_zs_distribution():
         with_code(z[:2], torch.tensor([0, 4]), 4)
 
 
-def test_sample_code_draws_each_codes_samples(tmp_path, capsys):
-    out = tmp_path / "digits"
-    sets = {"steps": 2, "conv_width": 8, "eval_samples": 100, "eval_every": 2, "checkpoint_every": 2}
-    args = [arg for key, value in sets.items() for arg in ("--set", f"{key}={value}")]
-    argv = ["train", "--dataset", "digits", "--out", str(out), *args, "--no-progress", "--no-tensorboard"]
-    assert main([*argv, "--device", "cpu"]) == 0
+def test_sample_code_draws_each_codes_samples(tiny_digits, tmp_path, capsys):
+    out = tiny_digits
     assert main(["sample", str(out), "-n", "3", "--code", "all", "--out", str(tmp_path / "g.png")]) == 0
     from PIL import Image
 
