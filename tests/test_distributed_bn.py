@@ -181,7 +181,8 @@ def test_local_statistics_leave_plain_batchnorm_buffers_alone():
 # generator in train mode: a collective there would leave rank 0 waiting (dist_timeout 5 s fails the job),
 # a running-buffer update would make rank 0's buffers differ from one process's.
 DIGITS = ["--dataset", "digits", *QUIET[: QUIET.index("--dataset")]]
-DIGITS_SETTINGS = {"resolution": 8, "conv_width": 4, "batch_size": 31, "penalty_every": 10}  # 15 + 16 rows
+# 15 + 16 rows; without the digits preset's latent code, so the generator's BatchNorms are plain ones.
+DIGITS_SETTINGS = {"resolution": 8, "conv_width": 4, "batch_size": 31, "penalty_every": 10, "latent_codes": 0}
 
 
 @pytest.fixture(scope="module")
@@ -252,3 +253,11 @@ def test_without_sync_batchnorm_two_processes_differ(one_process, classifier, tm
         assert_same_training(two, checkpoint_state(one_process, 2))
     with pytest.raises(AssertionError):
         _assert_same_buffers(two, checkpoint_state(one_process, 2))
+
+
+def test_two_processes_train_a_coded_generator_as_one(classifier, tmp_path):
+    # The digits preset's latent code: its conditional BatchNorms normalise with the global batch too.
+    one = _digits_run(tmp_path / "one", classifier, 1, latent_codes=10)
+    two = _digits_run(tmp_path / "two", classifier, 2, latent_codes=10)
+    assert any(key.startswith("inner.") for key in two["generator"])  # the coded generator really ran
+    assert_same_training(two, one)
