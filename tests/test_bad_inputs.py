@@ -510,6 +510,11 @@ CASES = [
         "--code needs a run trained with latent_codes",
     ),
     Case(
+        "sample --class and --code together",
+        ["sample", "{run}", "-n", "2", "--class", "1", "--code", "1", "--out", "{tmp}/s.npy"],
+        "--class and --code: choose one",
+    ),
+    Case(
         "sample --code with a negative code",
         ["sample", "{run}", "-n", "2", "--code", "-1", "--out", "{tmp}/s.npy"],
         "must be a class index >= 0 or 'all'",

@@ -321,6 +321,8 @@ def test_sample_code_draws_each_codes_samples(tiny_digits, tmp_path, capsys):
     capsys.readouterr()
     assert main(["sample", str(out), "-n", "2", "--code", "10", "--out", str(tmp_path / "x.npy")]) == 2
     assert "--code 10 is out of range: this run has 10 codes" in capsys.readouterr().err
+    assert main(["sample", str(out), "-n", "2", "--class", "1", "--out", str(tmp_path / "x.npy")]) == 2
+    assert "this run is unconditional (its 10 latent codes: --code)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])

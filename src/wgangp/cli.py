@@ -673,8 +673,14 @@ def _draw_samples(
     import torch
 
     if chosen is not None and not trainer.conditional:
+        hint = (
+            f" (its {trainer.config.latent_codes} latent codes: --code)"
+            if trainer.config.latent_codes
+            else ""
+        )
         raise UserError(
-            "--class needs a class-conditional run (conditioning=acgan or projection); this run is unconditional"
+            "--class needs a class-conditional run (conditioning=acgan or projection); this run is "
+            f"unconditional{hint}"
         )
     if chosen == "all":
         from wgangp.evaluation.images import class_rows
