@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from wgangp.config.presets import LOSS_RECIPES, PRESETS
-from wgangp.config.schema import FIELD_TYPES, TrainConfig, config_from_dict, parse_int
+from wgangp.config.schema import FIELD_TYPES, TrainConfig, code_conflict, config_from_dict, parse_int
 from wgangp.errors import UserError
 
 if sys.version_info >= (3, 11):
@@ -138,21 +138,8 @@ def resolve_config(
         key, value = parse_set(item)
         chosen[key] = value
     values |= chosen
-    if "latent_codes" not in chosen and not _code_fits(values):
+    if "latent_codes" not in chosen and code_conflict(values):
         # A preset's unsupervised code (digits) gives way to a choice it cannot go with: labels
         # (--set conditioning=acgan), a model without class inputs, a latent shorter than the code.
         values["latent_codes"] = 0
     return config_from_dict(values)
-
-
-def _code_fits(values: Mapping[str, Any]) -> bool:
-    """Whether ``values``' ``latent_codes`` can run as it is (the rules of ``TrainConfig._check_codes``)."""
-    codes = values.get("latent_codes", 0)
-    if not isinstance(codes, int) or not codes:
-        return True  # nothing to drop (and a bad value is the schema's to report)
-    latent = values.get("latent_dim")
-    return (
-        values.get("conditioning", "none") == "none"
-        and values.get("model") not in ("resnet1d", "factored")
-        and not (isinstance(latent, int) and latent < codes)
-    )

@@ -383,26 +383,12 @@ class TrainConfig:
         self._check_architecture()
 
     def _check_codes(self) -> None:
-        """``latent_codes``: a K of 2 or more, within z, unconditional, on a model with class plumbing."""
-        if not self.latent_codes:
-            return
-        if self.latent_codes < 2:
+        """``latent_codes``: a K of 2 or more that fits the rest of the config (:func:`code_conflict`)."""
+        if self.latent_codes == 1:
             raise UserError(f"latent_codes must be 0 (off) or at least 2 categories; got {self.latent_codes}")
-        if self.latent_codes > self.latent_dim:
-            raise UserError(
-                f"latent_codes={self.latent_codes} takes the code from z's first K entries; it must be at "
-                f"most latent_dim={self.latent_dim}"
-            )
-        if self.conditioning != "none":
-            raise UserError(
-                f"latent_codes is the unsupervised code; with conditioning={self.conditioning} the labels "
-                "are the classes (set latent_codes=0, or conditioning=none)"
-            )
-        if self.model in ("resnet1d", "factored"):
-            raise UserError(
-                f"latent_codes needs a model with class inputs (mlp, dcgan, digits, resnet, resnet-pyramid); "
-                f"model {self.model} has none"
-            )
+        conflict = code_conflict(self.to_dict())
+        if conflict:
+            raise UserError(conflict)
 
     def _check_architecture(self) -> None:
         """The factors' cross-field rules: a BatchNorm critic, and factors of model factored only."""
@@ -428,6 +414,29 @@ class TrainConfig:
 
 
 _UNLABELLED = ("8gaussians", "25gaussians", "swissroll")  # the toy sets: points without classes
+
+
+def code_conflict(values: Mapping[str, Any]) -> str | None:
+    """Why ``values``' ``latent_codes`` cannot go with its other keys (a shorter latent, class labels, a
+    model without class inputs), or ``None`` when it can (or is off). ``resolve_config`` drops a preset's
+    code on a conflict; a chosen one is refused with this message."""
+    codes, latent = values.get("latent_codes", 0), values.get("latent_dim")
+    if not isinstance(codes, int) or not codes:
+        return None  # off (a bad type is the field check's to report)
+    if isinstance(latent, int) and codes > latent:
+        return f"latent_codes={codes} takes the code from z's first K entries; it must be at most latent_dim={latent}"
+    conditioning = values.get("conditioning", "none")
+    if conditioning != "none":
+        return (
+            f"latent_codes is the unsupervised code; with conditioning={conditioning} the labels are the "
+            "classes (set latent_codes=0, or conditioning=none)"
+        )
+    if values.get("model") in ("resnet1d", "factored"):
+        return (
+            "latent_codes needs a model with class inputs (mlp, dcgan, digits, resnet, resnet-pyramid); "
+            f"model {values.get('model')} has none"
+        )
+    return None
 
 
 def _check_value(f: dataclasses.Field[Any], value: Any) -> None:

@@ -93,8 +93,7 @@ def critic_scores_and_loss(
     """
     both = torch.cat([real, fake])
     n = real.shape[0]
-    if spec.conditioning == "acgan" or spec.info:
-        assert labels is not None or spec.info
+    if spec.conditioning == "acgan" or spec.info:  # AC-GAN's classifier, or InfoGAN's Q
         scores, logits = _scores_and_logits(critic, both)  # [2n], [2n, K]
     elif spec.separate_critic_forwards:
         # A BatchNorm critic (penalty-free losses only) normalises each half with its own statistics, as the
