@@ -20,6 +20,7 @@ import pytest
 from torchrun_util import (
     LAUNCH_TIMEOUT,
     QUIET,
+    STUCK_TIMEOUT,
     assert_same_training,
     checkpoint_state,
     child_env,
@@ -160,7 +161,8 @@ def _alive(pid: int) -> bool:
 def test_a_dead_or_stuck_rank_fails_the_job(tmp_path, how):
     """A killed worker (torchrun stops the rest) or a stuck one (the others time out at a collective)."""
     out = tmp_path / "r"
-    args = ["--out", str(out), "--steps", "1000000", *set_args(batch_size=32), *QUIET]
+    settings = set_args(batch_size=32, dist_timeout=STUCK_TIMEOUT)
+    args = ["--out", str(out), "--steps", "1000000", *settings, *QUIET]
     with running_job(args, ready=out / "checkpoints") as job:  # both ranks are training
         deadline = time.monotonic() + LAUNCH_TIMEOUT
         survivor, victim = _workers(job.pid)

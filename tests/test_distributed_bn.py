@@ -178,7 +178,7 @@ def test_local_statistics_leave_plain_batchnorm_buffers_alone():
 # End to end: the DCGAN generator on 8×8 digits (its BatchNorm1d after the linear layer; at 8×8 it has no
 # BatchNorm2d, which the layer tests cover). A lazy penalty (every 10th critic step: at iteration 1, not 2)
 # runs the fast step and leaves iteration 2's log row without ‖∇D‖, so rank 0 alone probes for it with the
-# generator in train mode: a collective there would leave rank 0 waiting (dist_timeout 5 s fails the job),
+# generator in train mode: a collective there would leave rank 0 waiting (dist_timeout fails the job),
 # a running-buffer update would make rank 0's buffers differ from one process's.
 DIGITS = ["--dataset", "digits", *QUIET[: QUIET.index("--dataset")]]
 # 15 + 16 rows; without the digits preset's latent code, so the generator's BatchNorms are plain ones.
