@@ -41,4 +41,6 @@ def test_format2_checkpoint_resumes_to_the_same_weights(tmp_path: Path) -> None:
     for net in ("generator", "critic"):
         assert got[net].keys() == expected[net].keys()
         for key, value in expected[net].items():
-            assert torch.equal(got[net][key], value), (net, key)
+            # The fixture was recorded on one CPU; another (AVX2 against AVX-512) rounds the two steps
+            # differently, so equal up to rounding. Bit-exact resume on one machine: tests/test_resume.py.
+            torch.testing.assert_close(got[net][key], value, rtol=1e-4, atol=1e-6, msg=f"{net} {key}")
