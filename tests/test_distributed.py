@@ -20,7 +20,6 @@ import pytest
 from torchrun_util import (
     LAUNCH_TIMEOUT,
     QUIET,
-    STUCK_TIMEOUT,
     assert_same_training,
     checkpoint_state,
     child_env,
@@ -154,6 +153,9 @@ def _alive(pid: int) -> bool:
         return stat.read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
     except (FileNotFoundError, IndexError):
         return False
+
+
+STUCK_TIMEOUT = 5  # dist_timeout here: the survivor of a stuck rank should time out in seconds
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the workers through /proc")

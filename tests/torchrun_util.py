@@ -35,7 +35,6 @@ SMALL = {
     # eval, plots) took over 5 s on a loaded 2-core CI host while the others waited at the final barrier.
     "dist_timeout": 60,
 }
-STUCK_TIMEOUT = 5  # the dead/stuck-rank test's: its survivor should time out in seconds
 QUIET = ["--no-progress", "--no-tensorboard", "--device", "cpu", "--dataset", "8gaussians"]
 BATCHNORM_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")  # state, not parameters
 LAUNCH_TIMEOUT = 120  # seconds for a whole torchrun job; far above what one takes (~5 s)
