@@ -606,6 +606,11 @@ CASES = [
         "standardize applies to --dataset vectors and sequences only",
     ),
     Case(
+        "critic_spectrum without the 1-D ResNet",
+        ["train", "--set", "critic_spectrum=true"],
+        "critic_spectrum needs model resnet1d (sequences); got model",
+    ),
+    Case(
         ".npy of Python objects",
         ["train", "--dataset", "vectors", "--data-path", "{tmp}/o.npy"],
         "holds Python objects (dtype object), not numbers",

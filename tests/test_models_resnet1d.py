@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from wgangp.models.resnet1d import ResidualBlock1d, ResNet1dCritic, ResNet1dGenerator
+from wgangp.models.resnet1d import ResidualBlock1d, ResNet1dCritic, ResNet1dGenerator, magnitude_spectrum
 from wgangp.penalty import gradient_penalty
 from wgangp.reference import seed_gradient_penalty
 
@@ -78,9 +79,10 @@ def test_official_init_scales():
     assert all(float(m.bias.detach().abs().max()) == 0 for m in (conv, out, lin))
 
 
-def test_critic_is_per_sample_independent():
+@pytest.mark.parametrize("spectrum", [False, True])
+def test_critic_is_per_sample_independent(spectrum):
     torch.manual_seed(2)
-    d = ResNet1dCritic(channels=5, **SMALL).double()
+    d = ResNet1dCritic(channels=5, spectrum=spectrum, **SMALL).double()
     x = torch.randn(4, 5, 12, dtype=torch.float64)
     alone = torch.stack([d(x[i : i + 1])[0] for i in range(4)])
     changed = x.clone()
@@ -105,9 +107,10 @@ def test_bad_sizes(bad):
         ResNet1dCritic(channels=3, **({"seq_len": 8} | bad))
 
 
-def test_penalty_on_sequences_equals_the_seed_formula():
+@pytest.mark.parametrize("spectrum", [False, True])
+def test_penalty_on_sequences_equals_the_seed_formula(spectrum):
     torch.manual_seed(3)
-    d = ResNet1dCritic(channels=6, **SMALL).double()
+    d = ResNet1dCritic(channels=6, spectrum=spectrum, **SMALL).double()
     real = torch.softmax(torch.randn(8, 6, 12, dtype=torch.float64), dim=1)
     fake = torch.softmax(torch.randn(8, 6, 12, dtype=torch.float64), dim=1)
     ours = gradient_penalty(d, real, fake, generator=torch.Generator().manual_seed(7))
@@ -120,3 +123,57 @@ def test_penalty_on_sequences_equals_the_seed_formula():
     by_hand = ((grads.flatten(1).norm(dim=1) - 1) ** 2).mean()
     torch.testing.assert_close(ours, by_hand, rtol=1e-12, atol=0)
     assert float(ours.detach()) > 0
+
+
+# --- the critic's magnitude-spectrum branch (critic_spectrum, signals) --------------------------------------
+
+
+@pytest.mark.parametrize("length", [12, 13])
+def test_magnitude_spectrum_is_rfft_without_dc_blind_to_phase_and_offset(length):
+    x = torch.randn(3, 2, length, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    mag = magnitude_spectrum(x)
+    expected = np.abs(np.fft.rfft(x.numpy(), axis=2))[..., 1:] / math.sqrt(length)  # orthonormal
+    assert mag.shape == (3, 2, length // 2) and mag.dtype == torch.float64
+    np.testing.assert_allclose(mag.numpy(), expected, rtol=0, atol=1e-12)
+    # A circular shift (the phase of every frequency) and an offset leave it unchanged ...
+    torch.testing.assert_close(magnitude_spectrum(torch.roll(x, 5, dims=2) + 7.0), mag, rtol=0, atol=1e-12)
+    # ... and Parseval: the branch's input has the series' energy about its mean (up to the mirrored bins).
+    centred = x - x.mean(dim=2, keepdim=True)
+    weights = torch.full((length // 2,), 2.0, dtype=torch.float64)
+    if length % 2 == 0:
+        weights[-1] = 1.0  # the Nyquist bin has no mirror
+    torch.testing.assert_close((mag**2 * weights).sum(dim=2), (centred**2).sum(dim=2), rtol=1e-12, atol=1e-12)
+
+
+def test_magnitude_spectrum_keeps_reduced_precision_dtypes():
+    x = torch.randn(2, 1, 10)
+    half = magnitude_spectrum(x.bfloat16())
+    assert half.dtype == torch.bfloat16
+    torch.testing.assert_close(half.float(), magnitude_spectrum(x.bfloat16().float()), rtol=1e-2, atol=1e-2)
+
+
+def test_spectrum_branch_adds_its_mlp_and_sees_frequency_not_phase():
+    torch.manual_seed(4)
+    plain = ResNet1dCritic(channels=2, **SMALL)
+    d = ResNet1dCritic(channels=2, spectrum=True, **SMALL).double()
+    w, bins = SMALL["width"], SMALL["seq_len"] // 2
+    assert _count(d) - _count(plain) == (2 * bins * w + w) + (w + 1)
+    with torch.no_grad():  # the value branch off: the score is the spectrum branch alone
+        d.output.weight.zero_()
+        d.output.bias.zero_()
+        for p in d.spectrum.parameters():
+            p.uniform_(-0.5, 0.5)
+    t = torch.arange(12, dtype=torch.float64)
+    tone = lambda f, phase: torch.sin(2 * math.pi * f * t / 12 + phase).expand(1, 2, 12)  # noqa: E731
+    torch.testing.assert_close(d(tone(2, 0.0)), d(tone(2, 1.3)), rtol=0, atol=1e-12)
+    assert float((d(tone(2, 0.0)) - d(tone(4, 0.0))).abs().detach()) > 1e-3
+
+
+def test_spectrum_branch_has_finite_penalty_gradients_on_flat_series():
+    # |z| has no slope at z = 0: a constant series (every bin zero) must still give finite penalty gradients.
+    torch.manual_seed(5)
+    d = ResNet1dCritic(channels=1, spectrum=True, **SMALL)
+    flat = torch.full((4, 1, 12), 3.0)
+    penalty = gradient_penalty(d, flat, flat.clone(), kind="zero-centered", at="real")
+    penalty.backward()
+    assert all(bool(torch.isfinite(p.grad).all()) for p in d.parameters() if p.grad is not None)

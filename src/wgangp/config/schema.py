@@ -113,6 +113,11 @@ class TrainConfig:
         512, "hidden units per MLP layer (paper: 512); resnet1d: channels of every conv (paper: 512)", low=1
     )
     depth: int = _f(3, "hidden layers per MLP (paper: 3); resnet1d: residual blocks (paper: 5)", low=1)
+    critic_spectrum: bool = _f(
+        False,
+        "resnet1d critic: add a branch on each channel's magnitude spectrum |rfft(x)| to its score (ours, for "
+        "signals; preset sequences: true; paper: no)",
+    )
     critic_norm: Literal["none", "layer", "batch"] = _f(
         "none",
         "normalisation in the critic (paper: none; layer for WGAN-GP); batch only for gan, lsgan and "
@@ -369,6 +374,8 @@ class TrainConfig:
                 "(digits, mnist, cifar10, folder with one sub-folder per class, vectors from a .npz with y)"
             )
         self._check_codes()
+        if self.critic_spectrum and self.model != "resnet1d":
+            raise UserError(f"critic_spectrum needs model resnet1d (sequences); got model {self.model}")
         if self.standardize and self.dataset not in ("vectors", "sequences"):
             raise UserError(
                 f"standardize applies to --dataset vectors and sequences only; got dataset {self.dataset}"

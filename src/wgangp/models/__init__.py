@@ -192,4 +192,4 @@ def _build_1d(config: TrainConfig, shape: tuple[int, ...], n_classes: int) -> tu
     sizes = {"channels": channels, "seq_len": seq_len, "width": config.width, "depth": config.depth}
     output: Literal["softmax", "linear"] = "softmax" if config.dataset == "text" else "linear"
     generator = ResNet1dGenerator(config.latent_dim, output=output, **sizes)
-    return generator, ResNet1dCritic(**sizes)
+    return generator, ResNet1dCritic(spectrum=config.critic_spectrum, **sizes)

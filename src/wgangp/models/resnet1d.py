@@ -9,7 +9,11 @@ blocks, sequence length ``T = 32`` and ``V`` output channels (characters, or a s
 - generator: ``Linear(z, W·T) → [W, T] → depth × block → conv1×1 (W → V)`` then a softmax over ``V``
   (``output="softmax"``, text: each position a distribution over characters) or nothing
   (``output="linear"``, standardised real-valued signals);
-- critic: ``conv1×1 (V → W) → depth × block → flatten [W·T] → Linear → score``.
+- critic: ``conv1×1 (V → W) → depth × block → flatten [W·T] → Linear → score``; with ``spectrum=True``
+  (signals, not in the paper) a second branch adds ``MLP(|rfft(x)|)`` to the score: the magnitude spectrum
+  of each channel (bins ``1 … ⌊T/2⌋``, orthonormal, so the branch's input is 1-Lipschitz in ``x``) through
+  ``Linear(C·⌊T/2⌋ → W) → ReLU → Linear(W → 1)``. It is phase-blind, so it sees which frequencies a series
+  holds wherever its peaks sit (README "Sequences": the generator's coverage of the band's ends).
 
 No normalisation anywhere: the per-sample gradient penalty needs a critic whose samples do not interact
 (BatchNorm is refused in critics project-wide), and the official generator has none either.
@@ -28,7 +32,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-__all__ = ["ResNet1dCritic", "ResNet1dGenerator", "ResidualBlock1d"]
+__all__ = ["ResNet1dCritic", "ResNet1dGenerator", "ResidualBlock1d", "magnitude_spectrum"]
 
 Output = Literal["softmax", "linear"]
 
@@ -132,19 +136,46 @@ class ResNet1dCritic(nn.Module):
         depth: int = 5,
         kernel_size: int = 5,
         residual_scale: float = 0.3,
+        spectrum: bool = False,
     ) -> None:
         super().__init__()
         _check_sizes(channels=channels, seq_len=seq_len, width=width, depth=depth)
+        if spectrum and seq_len < 2:
+            raise ValueError(f"the spectrum branch needs seq_len ≥ 2; got {seq_len}")
         self.channels, self.seq_len = channels, seq_len
         self.input = nn.Conv1d(channels, width, 1)
         self.blocks = nn.Sequential(
             *(ResidualBlock1d(width, kernel_size=kernel_size, scale=residual_scale) for _ in range(depth))
         )
         self.output = nn.Linear(width * seq_len, 1)
+        self.spectrum = (
+            nn.Sequential(nn.Linear(channels * (seq_len // 2), width), nn.ReLU(), nn.Linear(width, 1))
+            if spectrum
+            else None
+        )
         _init_official_(self)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 3 or x.shape[1] != self.channels or x.shape[2] != self.seq_len:
             raise ValueError(f"critic expects [N, {self.channels}, {self.seq_len}]; got {tuple(x.shape)}")
         h = self.blocks(self.input(x))  # [N, W, T]
-        return self.output(h.flatten(1)).squeeze(-1)  # [N]
+        score = self.output(h.flatten(1)).squeeze(-1)  # [N]
+        if self.spectrum is not None:
+            score = score + self.spectrum(magnitude_spectrum(x).flatten(1)).squeeze(-1)
+        return score
+
+
+def magnitude_spectrum(x: Tensor) -> Tensor:
+    """``|rfft(x)|`` over time without the DC bin: ``[N, C, T] -> [N, C, ⌊T/2⌋]``, orthonormal, in ``x``'s dtype.
+
+    The DC bin (each series' mean) is left out: the value branch sees offsets, and ``|·|`` at a bin that is
+    zero has no useful slope. Half and bfloat16 inputs are transformed in float32 (FFTs of reduced precision
+    need power-of-two lengths) and come back in their own dtype.
+
+    >>> t = torch.arange(8.0)
+    >>> magnitude_spectrum(torch.cos(2 * torch.pi * 2 * t / 8)[None, None]).round(decimals=3)
+    tensor([[[0.0000, 1.4140, 0.0000, 0.0000]]])
+    """
+    wide = x if x.dtype in (torch.float32, torch.float64) else x.float()
+    spectrum = torch.fft.rfft(wide, dim=2, norm="ortho")[..., 1:]
+    return spectrum.abs().to(x.dtype)
