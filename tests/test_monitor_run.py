@@ -222,13 +222,16 @@ def test_resume_with_the_monitor_is_bit_exact(vectors, tmp_path, monkeypatch):
     config = _config(
         vectors, monitor_holdout=40, steps=12, eval_every=2, overfit_sigmas=0.01, overfit_patience=4
     )
-    straight = train(config, tmp_path / "straight", progress=False, tensorboard=False).run_dir
+    # The hair trigger fires by step 12: the streak is what the resume must bring back.
+    with pytest.warns(OverfitWarning):
+        straight = train(config, tmp_path / "straight", progress=False, tensorboard=False).run_dir
     short = train(config.replace(steps=6), tmp_path / "resumed", progress=False, tensorboard=False).run_dir
     # Back to step 4 (checkpoint_every=4): the detector's streak must come back from the checkpoint.
     (short / "checkpoints" / "step_0000006.pt").unlink()
     point = find_resume_point(short)
     assert point.step == 4
-    resumed = train(config, short, resume=point, progress=False, tensorboard=False).run_dir
+    with pytest.warns(OverfitWarning):
+        resumed = train(config, short, resume=point, progress=False, tensorboard=False).run_dir
 
     def rows(run):
         return [
