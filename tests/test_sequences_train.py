@@ -174,7 +174,8 @@ def test_two_processes_train_sequences_as_one(tmp_path, sines):
 
 SLOW = pytest.mark.skipif(os.environ.get("WGANGP_SLOW") != "1", reason="long run; WGANGP_SLOW=1 runs it")
 # The presets' measured ends on make_sines, seed 0 (README "Sequences"): `sequences` (WGAN-GP's penalty, the
-# spectrum branch) 2.86× its floor, `sequences-r1` 1.88×; the bound leaves the ±0.5× swing between evaluations.
+# spectrum branch) 2.62–2.92× its floor on one or two threads, `sequences-r1` 0.79–1.36×; the bound leaves
+# the ±0.5× swing between evaluations.
 MEASURED_SPECTRAL_RATIO = 3.5
 
 
@@ -216,5 +217,6 @@ def test_sequences_preset_reaches_twice_the_spectral_floor(preset_last):
 @pytest.mark.slow
 @SLOW
 def test_sequences_r1_preset_reaches_twice_the_spectral_floor(r1_last):
-    # Issue 14's signals target, met by the zero-centred penalty on real data with the spectrum branch.
-    assert r1_last["spectral_w1_floor"] <= r1_last["spectral_w1"] <= 2 * r1_last["spectral_w1_floor"]
+    # Issue 14's signals target, met by the zero-centred penalty on real data with the spectrum branch. The
+    # floor is one draw of two real subsets, so a good generator can end under it (2 threads, seed 0: 0.79×).
+    assert 0 < r1_last["spectral_w1"] <= 2 * r1_last["spectral_w1_floor"]
