@@ -205,8 +205,9 @@ def test_compare_text_reports_js_floor_and_samples(tmp_path, capsys):
     assert main(["sample", str(out / "runs" / "gan-seed0"), "-n", "3", "--out", str(tmp_path / "g.txt")]) == 0
 
 
-# The preset's measured end (README "Sequences"): JS4 0.652 of an untrained 1.0; the bound leaves seed/torch noise.
-MEASURED_JS4_SHARE = 0.7
+# The preset's measured end (README "Sequences"): JS4 0.599-0.607 of an untrained 1.0 at Adam 6e-3 (0.652 at
+# 2e-3); the bound leaves seed/torch noise.
+MEASURED_JS4_SHARE = 0.66
 SLOW = pytest.mark.skipif(os.environ.get("WGANGP_SLOW") != "1", reason="long run; WGANGP_SLOW=1 runs it")
 
 
