@@ -60,6 +60,19 @@ def test_train_writes_a_complete_run(run_dir, capsys):
     assert config["steps"] == 4 and config["width"] == 16
 
 
+@pytest.mark.parametrize(
+    ("sets", "label"),
+    [
+        ([], "wgan-gp on 8gaussians"),
+        (["penalty_kind=zero-centered", "penalty_at=real"], "wgan-gp (zero-centered penalty at real) on"),
+    ],
+)
+def test_the_summary_names_a_penalty_other_than_the_papers(tmp_path, capsys, sets, label):
+    args = [arg for item in sets for arg in ("--set", item)]
+    assert main(["train", "--steps", "2", "--out", str(tmp_path / "run"), *TINY, *args]) == 0
+    assert label in capsys.readouterr().out
+
+
 def test_eval_prints_toy_metrics(run_dir, capsys):
     assert main(["eval", str(run_dir), "--samples", "100"]) == 0
     metrics = json.loads(capsys.readouterr().out)

@@ -535,10 +535,19 @@ def _dry_run_text(config: TrainConfig, run_dir: Path, *, resumed: bool) -> str:
     return "\n".join(lines)
 
 
+def _method_label(config: TrainConfig) -> str:
+    """The loss, and for WGAN-GP a penalty other than the paper's: ``wgan-gp (zero-centered penalty at real)``."""
+    if config.loss == "wgan-gp" and (config.penalty_kind, config.penalty_at) != ("two-sided", "interpolates"):
+        return f"{config.loss} ({config.penalty_kind} penalty at {config.penalty_at})"
+    return config.loss
+
+
 def _print_summary(
     config: TrainConfig, metrics: dict[str, float], seconds: float, run_dir: Path, plots: list[str]
 ) -> None:
-    print(f"\n{config.loss} on {config.dataset}: {config.steps} generator iterations in {seconds:.1f} s")
+    print(
+        f"\n{_method_label(config)} on {config.dataset}: {config.steps} generator iterations in {seconds:.1f} s"
+    )
     for key, value in metrics.items():
         print(f"  {key:<22} {value:.4g}" if isinstance(value, float) else f"  {key:<22} {value}")
     print(f"run directory: {run_dir}")
